@@ -1,0 +1,215 @@
+"""The evolutionary loop (spec §4): task iterations, generation batches, acceptance.
+
+The loop is plain Python: training goes through a :class:`Trainer`, persistence through a
+:class:`Recorder`. Every random choice comes from a stream keyed by (seed, task, task
+iteration, candidate), so a resumed run replays exactly what an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from munet.system.hparams import data_hparams, mutate_hparams
+from munet.system.path import Path
+from munet.system.rng import derive_seed, rng_for
+from munet.system.score import accounted_params
+from munet.system.state import ParamOps, Settings, SystemState, select_parent
+
+
+@dataclass
+class CandidateResult:
+    """What training one candidate produced."""
+
+    quality: float | None  # best validation accuracy; None when training diverged
+    params: dict[int, Any] = field(default_factory=dict)  # best snapshot of trainable comps
+    history: list[float] = field(default_factory=list)  # validation accuracy at each interval
+    seconds: float = 0.0
+    images: int = 0  # training images consumed
+    status: str = "ok"  # "ok" or "diverged: <why>"
+
+
+class Trainer(Protocol):
+    def train_generation(
+        self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
+    ) -> list[CandidateResult]: ...
+
+    def test(self, path: Path) -> float: ...
+
+
+class Recorder(Protocol):
+    def replay(self, task: str, iteration: int, batch: int) -> list[dict[str, Any]] | None:
+        """Records of a generation batch already trained (resume), else None."""
+
+    def load_result(self, record: Mapping[str, Any], child: Path) -> CandidateResult: ...
+
+    def generation_done(
+        self,
+        task: str,
+        iteration: int,
+        batch: int,
+        ds: Mapping[str, Any],
+        records: list[dict[str, Any]],
+        children: Sequence[Path],
+    ) -> None: ...
+
+    def iteration_done(self, state: SystemState, task: str, iteration: int) -> None: ...
+
+
+Progress = Callable[..., None]
+
+
+def next_task(state: SystemState, tasks: Sequence[str], task_iterations: int) -> str | None:
+    """Round-robin in list order: the first task with the fewest iterations, below the budget."""
+    todo = [t for t in tasks if state.iterations_done.get(t, 0) < task_iterations]
+    if not todo:
+        return None
+    least = min(state.iterations_done.get(t, 0) for t in todo)
+    return next(t for t in todo if state.iterations_done.get(t, 0) == least)
+
+
+def generation_ds(
+    state: SystemState, task: str, settings: Settings, mutate: bool, rng: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """Data hyperparameters of a generation batch: defaults ← task's best path ← mutation."""
+    ds = data_hparams(settings.defaults)
+    ranked = state.ranked(task, settings)
+    if ranked:
+        ds.update(data_hparams(ranked[0].hparams))
+    if not mutate:
+        return ds, []
+    return mutate_hparams(ds, settings.space, settings.mutation_prob, rng, data=True)
+
+
+def run_task_iteration(
+    state: SystemState,
+    task: str,
+    num_classes: int,
+    settings: Settings,
+    trainer: Trainer,
+    recorder: Recorder,
+    ops: ParamOps,
+    progress: Progress | None = None,
+) -> Path:
+    """Evolve one task for one iteration; returns its retained best path."""
+    say = progress or (lambda *a, **k: None)
+    it = state.iterations_done.get(task, 0)
+    seeds = state.begin_iteration(task)
+    n, g = settings.candidates_per_iteration, settings.generation_batch_size
+    say("iteration_start", task=task, iteration=it, seeds=[p.id for p in seeds])
+    for b, start in enumerate(range(0, n, g)):
+        ds, ds_record = generation_ds(
+            state, task, settings, start >= len(seeds), rng_for(settings.seed, task, it, b, "data")
+        )
+        children, records = [], []
+        for k in range(start, min(start + g, n)):
+            rng = rng_for(settings.seed, task, it, k, "child")
+            if k < len(seeds):
+                parent, mutate = seeds[k], False
+            else:
+                parent = select_parent(state.ranked(task, settings), seeds, rng)
+                mutate = True
+            child, mutations = state.assemble_child(
+                parent, task, num_classes, ds, mutate, rng, ops, settings
+            )
+            children.append(child)
+            records.append(
+                {
+                    "task": task,
+                    "iteration": it,
+                    "batch": b,
+                    "candidate": k,
+                    "path_id": child.id,
+                    "parent_id": parent.id,
+                    "parent_task": parent.task,
+                    "seed_phase": not mutate,
+                    "mutations": ds_record + mutations,
+                    "hparams": dict(child.hparams),
+                    "component_ids": [c.id for c in child.components],
+                    "trainable_ids": [c.id for c in child.trainable_components()],
+                }
+            )
+        replayed = recorder.replay(task, it, b)
+        if replayed is not None:
+            _check_replay(replayed, records)
+            results = [recorder.load_result(r, c) for r, c in zip(replayed, children, strict=True)]
+        else:
+            seed = derive_seed(settings.seed, task, it, b, "train")
+            results = trainer.train_generation(task, children, ds, seed)
+        for child, rec, res in zip(children, records, results, strict=True):
+            _judge(state, settings, child, rec, res)
+            say("candidate", record=rec)
+        if replayed is None:
+            recorder.generation_done(task, it, b, ds, records, children)
+        for child, rec in zip(children, records, strict=True):
+            if not rec["accepted"]:
+                for c in child.trainable_components():
+                    c.params = None
+    best = state.end_iteration(task, settings)
+    if "test_quality" not in best.metrics:
+        best.metrics["test_quality"] = trainer.test(best)
+    recorder.iteration_done(state, task, it)
+    say("iteration_end", task=task, iteration=it, best=best)
+    return best
+
+
+def _judge(
+    state: SystemState, settings: Settings, child: Path, rec: dict[str, Any], res: CandidateResult
+) -> None:
+    """Accept the child if its score strictly beats its same-task parent's (spec §4.3)."""
+    parent = child.parent
+    assert parent is not None
+    baseline = state.score(parent, settings) if parent.task == child.task else -math.inf
+    params = accounted_params(child)
+    rec.update(
+        quality=res.quality,
+        history=list(res.history),
+        seconds=round(res.seconds, 3),
+        images=res.images,
+        status=res.status,
+        accounted_params=params,
+        baseline=None if math.isinf(baseline) else baseline,
+    )
+    if res.quality is None:
+        rec.update(score=None, accepted=False)
+        return
+    child.metrics.update(
+        quality=res.quality, history=list(res.history), seconds=res.seconds, images=res.images
+    )
+    score = state.score(child, settings)
+    accepted = score > baseline
+    rec.update(score=score, accepted=accepted)
+    if accepted:
+        for c in child.trainable_components():
+            c.params = res.params[c.id]
+        state.accept(child)
+
+
+def _check_replay(replayed: list[dict[str, Any]], records: list[dict[str, Any]]) -> None:
+    """A resumed batch must rebuild the same candidates, or the stored system is inconsistent."""
+    for old, new in zip(replayed, records, strict=True):
+        for key in ("path_id", "parent_id", "component_ids"):
+            if old[key] != new[key]:
+                raise RuntimeError(
+                    f"resume diverged at {new['task']} candidate {new['candidate']}: stored "
+                    f"{key}={old[key]} but rebuilt {new[key]}; the config or code changed"
+                )
+
+
+def evolve(
+    state: SystemState,
+    tasks: Mapping[str, int],
+    settings: Settings,
+    trainer: Trainer,
+    recorder: Recorder,
+    ops: ParamOps,
+    progress: Progress | None = None,
+) -> None:
+    """Run task iterations round-robin until every task has ``task_iterations`` of them.
+
+    ``tasks`` maps task names, in schedule order, to their class counts.
+    """
+    while (task := next_task(state, list(tasks), settings.task_iterations)) is not None:
+        run_task_iteration(state, task, tasks[task], settings, trainer, recorder, ops, progress)

@@ -1,0 +1,311 @@
+"""The multitask system's state and the pure operations on it (spec §1.3, §1.4, §4).
+
+Everything here is plain Python over plain data. Tensor work (copying, initialising and
+resizing parameters) goes through a :class:`ParamOps` object supplied by the torch layer; pure
+tests pass one whose methods return ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from munet.system.arch import (
+    ADAPTER_PREFIX,
+    HEAD,
+    POSEMBED,
+    RootArch,
+    Shapes,
+)
+from munet.system.component import NOT_TRAINABLE, Component
+from munet.system.hparams import mutate_adapters, mutate_hparams
+from munet.system.path import Path
+from munet.system.rng import derive_seed
+from munet.system.score import path_score
+
+
+class ParamOps(Protocol):
+    """Tensor operations the algorithm needs; implemented by ``munet.model.ops``."""
+
+    def copy(self, params: Any) -> Any: ...
+
+    def init(self, name: str, shapes: Shapes, seed: int) -> Any: ...
+
+    def resize_posembed(self, params: Any, shapes: Shapes) -> Any: ...
+
+
+class NullOps:
+    """ParamOps for pure tests: no tensors."""
+
+    def copy(self, params: Any) -> Any:
+        return params
+
+    def init(self, name: str, shapes: Shapes, seed: int) -> Any:
+        return None
+
+    def resize_posembed(self, params: Any, shapes: Shapes) -> Any:
+        return None
+
+
+@dataclass
+class Settings:
+    """The algorithm's knobs (a subset of the user config)."""
+
+    space: dict[str, list[Any]]
+    mutation_prob: float = 0.1
+    scale_factor: float = 1.0
+    force_finetune: tuple[str, ...] = ("encoder_norm",)
+    mutate_adapters: bool = True
+    seed: int = 0
+    defaults: dict[str, Any] = field(default_factory=dict)
+    task_iterations: int = 2
+    candidates_per_iteration: int = 8
+    generation_batch_size: int = 4
+
+
+@dataclass
+class SystemState:
+    """Components, paths and counters of one multitask system.
+
+    ``population[task]`` holds the task's retained best path first, followed during a task
+    iteration by every candidate accepted in it. ``posembed_cache`` maps an image size to the
+    root's position embeddings resized to it (NOT_TRAINABLE).
+    """
+
+    arch: RootArch
+    root: Path
+    p_ref: int
+    population: dict[str, list[Path]] = field(default_factory=dict)
+    posembed_cache: dict[int, Component] = field(default_factory=dict)
+    iterations_done: dict[str, int] = field(default_factory=dict)
+    next_component_id: int = 0
+    next_path_id: int = 0
+
+    # ---- creation -------------------------------------------------------------------------
+    def new_component(
+        self, name: str, shapes: Shapes, locks: Iterable[str], origin: str, params: Any
+    ) -> Component:
+        c = Component(self.next_component_id, name, dict(shapes), set(locks), origin, params)
+        self.next_component_id += 1
+        return c
+
+    def new_path_id(self) -> int:
+        self.next_path_id += 1
+        return self.next_path_id - 1
+
+    # ---- queries --------------------------------------------------------------------------
+    def retained(self, task: str) -> Path | None:
+        paths = self.population.get(task)
+        return paths[0] if paths else None
+
+    def live_paths(self) -> list[Path]:
+        """The root and every task's retained path."""
+        return [self.root] + [p for t in self.population if (p := self.retained(t)) is not None]
+
+    def all_paths(self) -> list[Path]:
+        return [self.root] + [p for paths in self.population.values() for p in paths]
+
+    def live_components(self) -> dict[int, Component]:
+        comps = {c.id: c for p in self.all_paths() for c in p.components}
+        comps.update({c.id: c for c in self.posembed_cache.values()})
+        return comps
+
+    def score(self, path: Path, settings: Settings) -> float:
+        return path_score(path, self.p_ref, settings.scale_factor)
+
+    def ranked(self, task: str, settings: Settings) -> list[Path]:
+        """The task's paths sorted by current score, high to low (stable on ties)."""
+        return sorted(self.population.get(task, []), key=lambda p: -self.score(p, settings))
+
+    # ---- task iteration -------------------------------------------------------------------
+    def begin_iteration(self, task: str) -> list[Path]:
+        """Unlock the task's retained components and return the seed paths (spec §4.2)."""
+        best = self.retained(task)
+        if best is not None:
+            for c in best.components:
+                c.locks.discard(task)
+        seeds = [
+            p
+            for t, paths in self.population.items()
+            if t != task and paths and not t.startswith("private:")
+            for p in paths[:1]
+        ]
+        return sorted(seeds + [self.root], key=lambda p: -p.id)
+
+    def accept(self, path: Path) -> None:
+        self.population.setdefault(path.task, []).append(path)
+
+    def end_iteration(self, task: str, settings: Settings) -> Path:
+        """Keep only the best-scoring path, lock its components, relink parents (spec §4.3)."""
+        paths = self.population[task]
+        best = paths[0]
+        best_score = self.score(best, settings)
+        for p in paths[1:]:
+            s = self.score(p, settings)
+            if s > best_score:
+                best, best_score = p, s
+        for c in best.components:
+            c.locks.add(task)
+        self.population[task] = [best]
+        self.iterations_done[task] = self.iterations_done.get(task, 0) + 1
+        self.relink()
+        return best
+
+    def relink(self) -> None:
+        """Point every live path's parent to its nearest live ancestor (the root at worst)."""
+        live = {id(p) for p in self.live_paths()}
+        for p in self.live_paths():
+            if p is self.root:
+                continue
+            q = p.parent
+            while q is not None and id(q) not in live:
+                q = q.parent
+            p.parent = q if q is not None else self.root
+
+    # ---- child assembly -------------------------------------------------------------------
+    def posembed_for(self, image_size: int, ops: ParamOps) -> Component:
+        """The root's position embeddings resized to ``image_size`` (cached, NOT_TRAINABLE)."""
+        if image_size not in self.posembed_cache:
+            hp = {"ds_image_size": image_size}
+            shapes = self.arch.shapes(POSEMBED, hp)
+            source = self.posembed_cache[self.arch.image_size]
+            params = ops.resize_posembed(source.params, shapes)
+            self.posembed_cache[image_size] = self.new_component(
+                POSEMBED, shapes, {NOT_TRAINABLE}, f"resized:{image_size}", params
+            )
+        return self.posembed_cache[image_size]
+
+    def assemble_child(
+        self,
+        parent: Path,
+        task: str,
+        num_classes: int,
+        ds: Mapping[str, Any],
+        mutate: bool,
+        rng: np.random.Generator,
+        ops: ParamOps,
+        settings: Settings,
+    ) -> tuple[Path, list[str]]:
+        """Build a child of ``parent`` for ``task`` (spec §1.4). Returns it and its mutations."""
+        hp = dict(parent.hparams)
+        hp["num_classes"] = num_classes
+        hp.update(ds)
+        record: list[str] = []
+        if mutate:
+            hp, rec = mutate_hparams(hp, settings.space, settings.mutation_prob, rng, data=False)
+            record += rec
+            if settings.mutate_adapters:
+                hp, rec = mutate_adapters(hp, settings.mutation_prob, rng)
+                record += rec
+        hp["adapter_layers"] = sorted(i for i in hp["adapter_layers"] if i < hp["num_layers"])
+        path_id = self.new_path_id()
+        lineage = [parent] + parent.ancestors()
+        components: list[Component] = []
+        for name in self.arch.component_names(hp):
+            shapes = self.arch.shapes(name, hp)
+            found = _find_in_ancestry(lineage, name, shapes)
+            if found is None and name == POSEMBED:
+                found = self.posembed_for(hp["ds_image_size"], ops)
+            if found is not None:
+                if found.trainable:
+                    clone, why = True, None
+                elif not mutate:
+                    clone, why = False, None
+                elif name in settings.force_finetune:
+                    clone, why = True, "forced"
+                else:
+                    clone = bool(rng.random() < settings.mutation_prob)
+                    why = "mutation" if clone else None
+                if clone:
+                    comp = self.new_component(
+                        name, shapes, (), f"clone:{found.id}", ops.copy(found.params)
+                    )
+                    if why:
+                        record.append(f"clone {name} ({why})")
+                    components.append(comp)
+                else:
+                    components.append(found)
+                continue
+            if name != HEAD and not name.startswith(ADAPTER_PREFIX):
+                raise ValueError(f"no ancestor of path {parent.id} provides component {name!r}")
+            seed = derive_seed(settings.seed, "init", path_id, name)
+            components.append(
+                self.new_component(name, shapes, (), "new", ops.init(name, shapes, seed))
+            )
+        if parent.task == task:
+            parent.metrics["offspring"] = parent.offspring + 1
+        child = Path(
+            path_id,
+            task,
+            parent,
+            hp,
+            components,
+            {"generation": int(parent.metrics.get("generation", 0)) + 1, "offspring": 0},
+        )
+        return child, record
+
+
+def _find_in_ancestry(lineage: Sequence[Path], name: str, shapes: Shapes) -> Component | None:
+    """First ancestor component of that name and shape; frozen heads are never inherited."""
+    for anc in lineage:
+        c = anc.component(name)
+        if c is None:
+            continue
+        if name == HEAD and not c.trainable:
+            continue
+        if c.shapes != shapes:
+            if name == POSEMBED or name.startswith(ADAPTER_PREFIX):
+                continue
+            raise ValueError(
+                f"component {name!r} of path {anc.id} has shapes {c.shapes}, expected {shapes}"
+            )
+        return c
+    return None
+
+
+def select_parent(ranked: Sequence[Path], seeds: Sequence[Path], rng: np.random.Generator) -> Path:
+    """PPDecay: walk the ranked task paths, accept each with 0.5^offspring (spec §4.2).
+
+    Falls back to a uniform pick among the seeds and the task's paths.
+    """
+    for p in ranked:
+        if rng.random() < 0.5**p.offspring:
+            return p
+    pool = list(seeds) + list(ranked)
+    return pool[int(rng.integers(len(pool)))]
+
+
+def make_root_state(
+    arch: RootArch,
+    root_params: Mapping[str, Any],
+    default_hparams: Mapping[str, Any],
+    ops: ParamOps,
+) -> SystemState:
+    """A new system holding only the root path (pseudo-task NOT_TRAINABLE, all frozen).
+
+    ``root_params`` maps component names (embedding, cls, posembed_input at the root's native
+    image size, encoderblock_i, encoder_norm) to parameters. The root path uses the position
+    embeddings resized to the default image size.
+    """
+    hp = dict(default_hparams)
+    hp["num_layers"] = arch.depth
+    hp["adapter_layers"] = []
+    hp.setdefault("num_classes", 0)
+    root = Path(0, NOT_TRAINABLE, None, hp, [], {"generation": 0, "offspring": 0})
+    state = SystemState(arch=arch, root=root, p_ref=arch.reference_params(), next_path_id=1)
+    native = {"ds_image_size": arch.image_size}
+    state.posembed_cache[arch.image_size] = state.new_component(
+        POSEMBED, arch.shapes(POSEMBED, native), {NOT_TRAINABLE}, "root", root_params[POSEMBED]
+    )
+    for name in arch.component_names(hp)[:-1]:  # no head: heads are never shared
+        if name == POSEMBED:
+            root.components.append(state.posembed_for(hp["ds_image_size"], ops))
+            continue
+        shapes = arch.shapes(name, hp)
+        root.components.append(
+            state.new_component(name, shapes, {NOT_TRAINABLE}, "root", root_params[name])
+        )
+    return state
