@@ -1,0 +1,240 @@
+"""The user configuration: one dataclass, YAML load/save, ``key=value`` overrides, validation.
+
+Every mistake raises :class:`munet.errors.ConfigError` with one line naming the key, the bad
+value and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from munet.errors import ConfigError
+from munet.system.hparams import BASE_DEFAULTS, BASE_SEARCH_SPACE, index_of
+
+DEFAULT_TASKS = [
+    "builtin:glyph_digits",
+    "builtin:glyph_latin",
+    "builtin:glyph_greek",
+    "builtin:glyph_symbols",
+    "builtin:digits",
+    "builtin:fashion_mnist",
+]
+
+#: Keys whose change would make stored results inconsistent (refused on resume).
+FROZEN_KEYS = (
+    "root",
+    "seed",
+    "batch_size",
+    "validations_per_candidate",
+    "validation_interval_cap",
+    "validation_batches",
+    "hparams",
+    "search_space",
+    "auto_tune",
+    "mutation_prob",
+    "scale_factor",
+    "mutate_adapters",
+    "force_finetune",
+    "generation_batch_size",
+    "method",
+)
+
+
+@dataclass
+class Config:
+    """Everything a run depends on. Field docs are shown by ``munet config``."""
+
+    root: str = "builtin:vit_ti3"  # builtin:<name>
+    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
+    seed: int = 0
+    method: str = "munet"
+    task_iterations: int = 2  # task iterations per task (round-robin)
+    candidates_per_iteration: int = 8  # candidates trained per task iteration
+    generation_batch_size: int = 4  # candidates trained together on the same batches
+    scale_factor: float = 1.0  # s in score = quality × s^(params/P_ref); 1.0 = no size pressure
+    mutation_prob: float = 0.1
+    auto_tune: bool = True  # mutate optimizer/data/adapter hyperparameters (else num_layers only)
+    mutate_adapters: bool = True  # residual-adapter insertion
+    force_finetune: list[str] = field(default_factory=lambda: ["encoder_norm"])
+    batch_size: int = 64
+    validations_per_candidate: int = 4  # V
+    validation_interval_cap: int = 25  # cap on the validation interval I, in batches
+    validation_batches: int = 10  # validation subset = batch_size × this
+    hparams: dict[str, Any] = field(default_factory=dict)  # overrides of default hyperparameters
+    search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+
+    # ---- derived ---------------------------------------------------------------------------
+    def default_hparams(self) -> dict[str, Any]:
+        hp = dict(BASE_DEFAULTS)
+        hp.update(self.hparams)
+        return hp
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        from munet.store.atomic import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    # ---- validation ------------------------------------------------------------------------
+    def validate(self) -> Config:
+        """Check every value; returns self so calls chain."""
+        _positive(
+            self,
+            "task_iterations",
+            "candidates_per_iteration",
+            "generation_batch_size",
+            "batch_size",
+            "validations_per_candidate",
+            "validation_interval_cap",
+            "validation_batches",
+        )
+        if not 0.0 < self.scale_factor <= 1.0:
+            raise ConfigError(f"scale_factor={self.scale_factor} is out of range; use 0 < s <= 1")
+        if not 0.0 <= self.mutation_prob <= 1.0:
+            raise ConfigError(f"mutation_prob={self.mutation_prob} is out of range; use 0..1")
+        if self.threads < 0:
+            raise ConfigError(f"threads={self.threads} must be >= 0 (0 = torch's default)")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"device={self.device!r} is unknown; use auto, cpu or cuda")
+        if self.method != "munet":
+            raise ConfigError(f"method={self.method!r} is not supported yet; use munet")
+        if not self.tasks:
+            raise ConfigError("tasks is empty; give at least one task, e.g. tasks=builtin:digits")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"tasks lists a task twice: {self.tasks}; list each task once")
+        for key, values in self.search_space.items():
+            if key not in BASE_SEARCH_SPACE and key not in ("num_layers", "ds_image_size"):
+                raise ConfigError(
+                    f"search_space.{key} is not a hyperparameter; known: "
+                    f"{', '.join(sorted(BASE_SEARCH_SPACE))}"
+                )
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"search_space.{key} must be a non-empty list")
+        for key, value in self.hparams.items():
+            if key not in BASE_DEFAULTS:
+                raise ConfigError(
+                    f"hparams.{key} is not a hyperparameter; known: "
+                    f"{', '.join(sorted(BASE_DEFAULTS))}"
+                )
+            space = self.search_space.get(key, BASE_SEARCH_SPACE.get(key))
+            if space is not None:
+                try:
+                    index_of(space, value)
+                except ValueError:
+                    raise ConfigError(
+                        f"hparams.{key}={value!r} is not in its candidate list {space}; pick one "
+                        f"of those or set search_space.{key}"
+                    ) from None
+        return self
+
+
+def _positive(cfg: Config, *names: str) -> None:
+    for name in names:
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name}={value!r} must be a positive integer")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check a top-level value's type against the dataclass field (YAML gives plain types)."""
+    f = FIELDS[key]
+    kind = f.type if isinstance(f.type, str) else str(f.type)
+    if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ConfigError(f"{key}={value!r} must be an integer")
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r} must be a number")
+        return float(value)
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be true or false")
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r} must be a string")
+    if kind.startswith("list") and key == "tasks" and isinstance(value, str):
+        return [t.strip() for t in value.split(",") if t.strip()]
+    if kind.startswith("list") and not isinstance(value, list):
+        raise ConfigError(f"{key}={value!r} must be a list")
+    if kind.startswith("dict") and not isinstance(value, dict):
+        raise ConfigError(f"{key}={value!r} must be a mapping")
+    return value
+
+
+def apply(cfg: Config, values: dict[str, Any], source: str) -> Config:
+    """Set fields from a mapping; unknown keys are errors naming ``source``."""
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise ConfigError(
+                f"unknown config key {key!r} in {source}; known keys: {', '.join(FIELDS)}"
+            )
+        setattr(cfg, key, _coerce(key, value))
+    return cfg
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; check the path given to --config")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"config file {p} is not valid YAML ({err.__class__.__name__}); fix its syntax"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of keys to values")
+    return data
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (values parsed as YAML); ``hparams.opt_lr=0.02`` sets one entry."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value; e.g. task_iterations=3")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if "." in key:
+            top, sub = key.split(".", 1)
+            if top not in ("hparams", "search_space"):
+                raise ConfigError(
+                    f"override {key!r}: only hparams.<name> and "
+                    "search_space.<name> take a dotted key"
+                )
+            out.setdefault(top, {})[sub] = value
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """base (e.g. a stored config) ← YAML file ← overrides, then validate."""
+    cfg = Config()
+    if base:
+        apply(cfg, base, "the stored config")
+    if config_file:
+        apply(cfg, load_yaml(config_file), str(config_file))
+    for key, value in (overrides or {}).items():
+        if key in ("hparams", "search_space") and isinstance(value, dict):
+            merged = dict(getattr(cfg, key))
+            merged.update(value)
+            value = merged
+        apply(cfg, {key: value}, "the command line")
+    return cfg.validate()

@@ -1,0 +1,152 @@
+"""A task's model, assembled from its path's components on timm's ViT layers (spec §1.2, §11).
+
+Attribute names follow timm's ``VisionTransformer`` (``patch_embed``, ``cls_token``,
+``pos_embed``, ``blocks``, ``norm``, ``head``), so a path without adapters has exactly a timm
+state dict. Adapters live in ``adapters[str(i)]`` and run before ``blocks[i]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from timm.layers import PatchEmbed
+from timm.models.vision_transformer import Block
+from torch import nn
+
+from munet.system.arch import (
+    ADAPTER_PREFIX,
+    BLOCK_PREFIX,
+    CLS,
+    EMBEDDING,
+    ENCODER_NORM,
+    HEAD,
+    POSEMBED,
+    RootArch,
+    timm_prefix,
+)
+from munet.system.component import Component
+
+LayerNorm = partial(nn.LayerNorm, eps=1e-6)
+
+
+class ResidualAdapter(nn.Module):
+    """LayerNorm → Linear(d, a) → GELU → Linear(a, d), added to the input (spec §2.2)."""
+
+    def __init__(self, dim: int, adapter_dim: int) -> None:
+        super().__init__()
+        self.norm = LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, adapter_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(adapter_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class PathModel(nn.Module):
+    """The forward pass of one path: embed → [adapter_i] block_i … → norm → class token → head.
+
+    Stages below the lowest trainable component run under ``torch.no_grad()``: frozen prefixes
+    cost no activation memory and no backward compute.
+    """
+
+    def __init__(self, arch: RootArch, hparams: Mapping[str, Any]) -> None:
+        super().__init__()
+        d = arch.embed_dim
+        size = int(hparams["ds_image_size"])
+        self.image_size = size
+        self.patch_embed = PatchEmbed(size, arch.patch_size, arch.in_chans, d)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + arch.num_patches(size), d))
+        self.blocks = nn.ModuleList(
+            Block(
+                d,
+                arch.num_heads,
+                mlp_ratio=arch.mlp_hidden_dim / d,
+                qkv_bias=arch.qkv_bias,
+                norm_layer=LayerNorm,
+            )
+            for _ in range(int(hparams["num_layers"]))
+        )
+        self.adapters = nn.ModuleDict(
+            {
+                str(i): ResidualAdapter(d, int(hparams["adapter_dim"]))
+                for i in hparams.get("adapter_layers", ())
+            }
+        )
+        self.norm = LayerNorm(d)
+        self.head = nn.Linear(d, int(hparams["num_classes"]))
+        self.grad_from = 0  # index of the first stage that needs autograd (see stages())
+
+    def stages(self) -> list[tuple[str, Any]]:
+        """Forward stages in order; names match component names."""
+        out: list[tuple[str, Any]] = [(EMBEDDING, self._embed)]
+        for i, block in enumerate(self.blocks):
+            if str(i) in self.adapters:
+                out.append((f"{ADAPTER_PREFIX}{i}", self.adapters[str(i)]))
+            out.append((f"{BLOCK_PREFIX}{i}", block))
+        out.append((ENCODER_NORM, self.norm))
+        out.append((HEAD, lambda x: self.head(x[:, 0])))
+        return out
+
+    def _embed(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(images)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        return torch.cat([cls, x], dim=1) + self.pos_embed
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images
+        for k, (_, stage) in enumerate(self.stages()):
+            if k < self.grad_from:
+                with torch.no_grad():
+                    x = stage(x)
+            else:
+                x = stage(x)
+        return x
+
+
+def stage_of(name: str) -> str:
+    """The forward stage a component belongs to (cls and pos embeddings join the embedding)."""
+    return EMBEDDING if name in (CLS, POSEMBED) else name
+
+
+def build_model(
+    arch: RootArch,
+    hparams: Mapping[str, Any],
+    components: Sequence[Component],
+    trainable: bool = True,
+) -> PathModel:
+    """A PathModel whose parameters *are* the components' tensors (no copy).
+
+    Frozen components get ``requires_grad=False``; with ``trainable=False`` every parameter is
+    frozen and the model is put in eval mode (inference, export).
+    """
+    with torch.device("meta"):
+        model = PathModel(arch, hparams)
+    state: dict[str, torch.Tensor] = {}
+    grad: dict[str, bool] = {}
+    for comp in components:
+        if comp.params is None:
+            raise ValueError(f"component {comp.name}:{comp.id} has no parameters loaded")
+        prefix = timm_prefix(comp.name)
+        for key, tensor in comp.params.items():
+            state[prefix + key] = tensor
+            grad[prefix + key] = trainable and comp.trainable
+    model.load_state_dict(state, strict=True, assign=True)
+    for name, p in model.named_parameters():
+        p.requires_grad_(grad[name])
+    names = [n for n, _ in model.stages()]
+    lowest = [names.index(stage_of(c.name)) for c in components if trainable and c.trainable]
+    model.grad_from = min(lowest) if lowest else len(names)
+    model.train(False)  # dropout is 0 everywhere; the model always runs in eval mode
+    return model
+
+
+def fan_in_normal_(tensor: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Flax's LeCun-normal default: truncated normal with variance 1/fan_in."""
+    std = math.sqrt(1.0 / tensor.shape[1]) / 0.87962566103423978
+    return nn.init.trunc_normal_(tensor, 0.0, std, -2 * std, 2 * std, generator=generator)

@@ -1,0 +1,284 @@
+"""Library entry points behind the CLI: evolve a system, open one, describe its tasks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from munet.config import FROZEN_KEYS, Config, build_config
+from munet.errors import ConfigError, StoreError, TaskError
+
+Log = Callable[[str], None]
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} but no CUDA GPU is visible; use device=cpu")
+    return name
+
+
+def load_tasks(specs: list[str]) -> dict[str, Any]:
+    """Load every task's data (before anything is written); names must be unique."""
+    from munet.data.builtin import load_task
+
+    out: dict[str, Any] = {}
+    for spec in specs:
+        data = load_task(spec)
+        if data.name in out:
+            raise TaskError(
+                f"two task specs resolve to the same task name {data.name!r}; "
+                "give each task a distinct name"
+            )
+        if data.num_classes < 2:
+            raise TaskError(f"task {data.name!r} has {data.num_classes} class; a task needs >= 2")
+        out[data.name] = data
+    return out
+
+
+def task_meta(data: Any) -> dict[str, Any]:
+    return {
+        "spec": data.spec,
+        "num_classes": data.num_classes,
+        "class_names": list(data.class_names),
+        "split": data.split_info,
+    }
+
+
+def _check_resume(
+    stored: dict[str, Any], cfg: Config, stored_tasks: dict[str, Any], tasks: dict[str, Any]
+) -> None:
+    changed = [k for k in FROZEN_KEYS if stored.get(k) != cfg.to_dict().get(k)]
+    if changed:
+        raise StoreError(
+            "this system was created with different values for: "
+            + ", ".join(changed)
+            + "; keep them as stored (see config.yaml) or use a new --system directory"
+        )
+    missing = [t for t in stored_tasks if t not in tasks]
+    if missing:
+        raise StoreError(
+            f"tasks {missing} of this system are missing from --tasks; list every "
+            "existing task (new ones may be added after them)"
+        )
+    for name, meta in stored_tasks.items():
+        now = task_meta(tasks[name])
+        for key in ("num_classes", "split"):
+            if meta[key] != now[key]:
+                raise StoreError(
+                    f"task {name!r} changed since it was added ({key} differs); "
+                    "restore its data or add it under a new name"
+                )
+
+
+@dataclass
+class EvolveOutcome:
+    directory: Path
+    rows: list[dict[str, Any]]
+    seconds: float
+    trained: int
+
+
+def evolve_system(
+    directory: str | Path,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    log: Log | None = None,
+    show_progress: bool | None = None,
+) -> EvolveOutcome:
+    """Create or resume the system in ``directory`` and evolve it to its budget."""
+    import torch
+
+    from munet.model.ops import TorchOps
+    from munet.model.root import load_root
+    from munet.store.lock import SystemLock
+    from munet.store.system import SystemStore, task_rows
+    from munet.system.evolve import evolve
+    from munet.system.hparams import search_space_for
+    from munet.system.state import Settings, make_root_state
+    from munet.train.trainer import Trainer, TrainSettings
+
+    say = log or print
+    t0 = time.time()
+    directory = Path(directory)
+    store = SystemStore(directory)
+    resuming = SystemStore.exists(directory)
+    stored_cfg: dict[str, Any] | None = None
+    if resuming:
+        store.read()
+        stored_cfg = store.stored_config()
+    overrides = dict(overrides or {})
+    cfg = build_config(config_file, overrides, base=stored_cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    tasks = load_tasks(cfg.tasks)
+    if resuming:
+        assert stored_cfg is not None
+        _check_resume(stored_cfg, cfg, store.tasks(), tasks)
+    root = load_root(cfg.root, log=say)
+    ops = TorchOps()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        directory.mkdir(exist_ok=True)
+    with SystemLock(directory):
+        if resuming:
+            store.read()
+            state = store.load_state()
+            new = {n: task_meta(d) for n, d in tasks.items() if n not in store.tasks()}
+            if new:
+                store.record_tasks(new)
+            if cfg.to_dict() != stored_cfg:
+                store.record_config(cfg.to_dict())
+            done = sum(state.iterations_done.values())
+            say(f"resuming {directory}: {done} task iterations done")
+        else:
+            state = make_root_state(root.arch, root.params, cfg.default_hparams(), ops)
+            store.create(
+                cfg.to_dict(),
+                {"spec": root.spec, **root.info},
+                state,
+                {n: task_meta(d) for n, d in tasks.items()},
+            )
+            say(f"created system {directory} (root {root.spec}, P_ref {state.p_ref:,})")
+        settings = Settings(
+            space=search_space_for(
+                root.arch.depth, root.arch.patch_size, cfg.auto_tune, cfg.search_space
+            ),
+            mutation_prob=cfg.mutation_prob,
+            scale_factor=cfg.scale_factor,
+            force_finetune=tuple(cfg.force_finetune),
+            mutate_adapters=cfg.mutate_adapters,
+            seed=cfg.seed,
+            defaults=cfg.default_hparams(),
+            task_iterations=cfg.task_iterations,
+            candidates_per_iteration=cfg.candidates_per_iteration,
+            generation_batch_size=cfg.generation_batch_size,
+        )
+        trainer = Trainer(
+            root.arch,
+            tasks,
+            TrainSettings(
+                batch_size=cfg.batch_size,
+                validations=cfg.validations_per_candidate,
+                interval_cap=cfg.validation_interval_cap,
+                validation_batches=cfg.validation_batches,
+                device=device,
+            ),
+            log=say,
+        )
+        progress = ProgressPrinter(state, settings, list(tasks), say, show_progress)
+        evolve(
+            state,
+            {n: d.num_classes for n, d in tasks.items()},
+            settings,
+            trainer,
+            store,
+            ops,
+            progress,
+        )
+        progress.close()
+    return EvolveOutcome(directory, task_rows(state), time.time() - t0, progress.trained)
+
+
+class ProgressPrinter:
+    """Progress: a tqdm bar on a TTY plus one plain line per candidate and per iteration."""
+
+    def __init__(
+        self, state: Any, settings: Any, tasks: list[str], say: Log, show: bool | None
+    ) -> None:
+        from tqdm import tqdm
+
+        todo = (
+            sum(max(0, settings.task_iterations - state.iterations_done.get(t, 0)) for t in tasks)
+            * settings.candidates_per_iteration
+        )
+        self.bar = tqdm(
+            total=todo,
+            unit="cand",
+            desc="evolve",
+            disable=(not sys.stderr.isatty()) if show is None else not show,
+        )
+        self.say = (lambda m: self.bar.write(m)) if not self.bar.disable else say
+        self.trained = 0
+
+    def __call__(self, event: str, **info: Any) -> None:
+        if event == "iteration_start":
+            self.say(
+                f"== task {info['task']} iteration {info['iteration']} "
+                f"(seeds: paths {info['seeds']})"
+            )
+        elif event == "candidate":
+            r = info["record"]
+            self.trained += 1
+            self.bar.update(1)
+            q = "diverged" if r["quality"] is None else f"val {r['quality']:.4f}"
+            sc = "-" if r["score"] is None else f"{r['score']:.4f}"
+            verdict = "accepted" if r["accepted"] else "rejected"
+            muts = "; ".join(r["mutations"]) or "no mutation"
+            self.say(
+                f"  cand {r['candidate']:>2} path {r['path_id']:>4} <- {r['parent_id']:>4}"
+                f" ({r['parent_task']}) {q} score {sc} {verdict} "
+                f"[{r['seconds']:.1f}s] {muts}"
+            )
+        elif event == "iteration_end":
+            best = info["best"]
+            self.say(
+                f"== {info['task']}: best path {best.id} val "
+                f"{best.metrics['quality']:.4f} test {best.metrics['test_quality']:.4f}"
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The per-task table printed at the end of ``munet evolve``."""
+    head = [
+        "task",
+        "test acc",
+        "val acc",
+        "accounted",
+        "private",
+        "layers",
+        "adapt",
+        "img",
+        "shared with",
+    ]
+    lines = []
+    for r in rows:
+        lines.append(
+            [
+                r["task"],
+                _f(r["test_accuracy"]),
+                _f(r["val_accuracy"]),
+                f"{r['accounted_params']:,}",
+                f"{r['private_params']:,}",
+                str(r["num_layers"]),
+                str(r["adapters"]),
+                str(r["image_size"]),
+                r["shared_with"] or "-",
+            ]
+        )
+    widths = [
+        max(len(h), *(len(x[i]) for x in lines)) if lines else len(h) for i, h in enumerate(head)
+    ]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines]
+    if rows:
+        mean = sum(r["test_accuracy"] or 0 for r in rows) / len(rows)
+        ppt = sum(r["accounted_params"] for r in rows) / len(rows)
+        out.append(f"mean test accuracy {mean:.4f}; parameters per task {ppt:,.0f}")
+    return "\n".join(out)
+
+
+def _f(x: Any) -> str:
+    return "-" if x is None else f"{x:.4f}"

@@ -1,0 +1,407 @@
+"""The system directory: config, manifest, journal of events, one safetensors blob per component.
+
+Layout::
+
+    DIR/config.yaml        effective config (rewritten when the budget grows)
+    DIR/manifest.json      format version, munet version, root, tasks
+    DIR/journal.jsonl      append-only events: created, tasks, generation, iteration_end
+    DIR/components/<id>.safetensors   write-once component tensors
+    DIR/candidates.csv     one row per trained candidate
+    DIR/tasks.csv          one row per retained path
+    DIR/lock               held by the one writer
+
+State is event-sourced: every ``iteration_end`` (and ``created``) event carries a snapshot of
+the population; ``generation`` events after the last snapshot are replayed on resume, so a kill
+at any moment loses at most the generation batch being trained.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path as FsPath
+from typing import Any
+
+from munet import __version__
+from munet.errors import StoreError
+from munet.store.atomic import atomic_write_json, atomic_write_text, cleanup_temp_files
+from munet.store.journal import Journal
+from munet.system.arch import RootArch
+from munet.system.component import Component
+from munet.system.evolve import CandidateResult
+from munet.system.path import Path
+from munet.system.score import accounted_params, private_params
+from munet.system.state import SystemState
+
+FORMAT_VERSION = 1
+SNAPSHOT_EVENTS = ("created", "iteration_end")
+
+
+# ---- state <-> JSON ---------------------------------------------------------------------------
+def snapshot(state: SystemState, blob_records: Mapping[int, dict[str, Any]]) -> dict[str, Any]:
+    """A JSON-able snapshot of the live state (root, populations, position-embedding cache)."""
+    comps = state.live_components()
+    paths = state.all_paths()
+    return {
+        "arch": state.arch.to_dict(),
+        "p_ref": state.p_ref,
+        "next_component_id": state.next_component_id,
+        "next_path_id": state.next_path_id,
+        "iterations_done": dict(state.iterations_done),
+        "root": state.root.id,
+        "population": {t: [p.id for p in ps] for t, ps in state.population.items()},
+        "posembed_cache": {str(k): c.id for k, c in state.posembed_cache.items()},
+        "components": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "shapes": {k: list(v) for k, v in c.shapes.items()},
+                "locks": sorted(c.locks),
+                "origin": c.origin,
+                "blob": blob_records[c.id],
+            }
+            for c in sorted(comps.values(), key=lambda c: c.id)
+        ],
+        "paths": [
+            {
+                "id": p.id,
+                "task": p.task,
+                "parent": p.parent.id if p.parent else None,
+                "hparams": p.hparams,
+                "components": [c.id for c in p.components],
+                "metrics": p.metrics,
+            }
+            for p in paths
+        ],
+    }
+
+
+def restore(snap: Mapping[str, Any], load_params: Any) -> SystemState:
+    """Rebuild a SystemState from a snapshot; ``load_params(id, blob_record)`` gives tensors."""
+    comps = {
+        c["id"]: Component(
+            c["id"],
+            c["name"],
+            {k: tuple(v) for k, v in c["shapes"].items()},
+            set(c["locks"]),
+            c["origin"],
+            load_params(c["id"], c["blob"]),
+        )
+        for c in snap["components"]
+    }
+    paths: dict[int, Path] = {}
+    for p in snap["paths"]:
+        paths[p["id"]] = Path(
+            p["id"],
+            p["task"],
+            None,
+            dict(p["hparams"]),
+            [comps[i] for i in p["components"]],
+            dict(p["metrics"]),
+        )
+    for p in snap["paths"]:
+        if p["parent"] is not None:
+            paths[p["id"]].parent = paths[p["parent"]]
+    state = SystemState(
+        arch=RootArch.from_dict(snap["arch"]),
+        root=paths[snap["root"]],
+        p_ref=int(snap["p_ref"]),
+        population={t: [paths[i] for i in ids] for t, ids in snap["population"].items()},
+        posembed_cache={int(k): comps[i] for k, i in snap["posembed_cache"].items()},
+        iterations_done={k: int(v) for k, v in snap["iterations_done"].items()},
+        next_component_id=int(snap["next_component_id"]),
+        next_path_id=int(snap["next_path_id"]),
+    )
+    return state
+
+
+# ---- the store --------------------------------------------------------------------------------
+class SystemStore:
+    """Reads and writes one system directory; implements ``munet.system.evolve.Recorder``."""
+
+    def __init__(self, directory: str | FsPath) -> None:
+        from munet.store.blobs import BlobStore
+
+        self.dir = FsPath(directory)
+        self.journal = Journal(self.dir / "journal.jsonl")
+        self.blobs = BlobStore(self.dir)
+        self.events: list[dict[str, Any]] = []
+        self.blob_records: dict[int, dict[str, Any]] = {}
+        self._replay: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+
+    # ---- creation / opening ------------------------------------------------------------------
+    @staticmethod
+    def exists(directory: str | FsPath) -> bool:
+        return (FsPath(directory) / "journal.jsonl").is_file()
+
+    def create(
+        self,
+        config: dict[str, Any],
+        root_info: dict[str, Any],
+        state: SystemState,
+        tasks: dict[str, dict[str, Any]],
+    ) -> None:
+        """Write a new system: blobs of the root components, then the ``created`` event."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._put_missing_blobs(state)
+        self.save_config(config)
+        self._append(
+            {
+                "type": "created",
+                "format": FORMAT_VERSION,
+                "munet": __version__,
+                "config": config,
+                "root": root_info,
+                "state": snapshot(state, self.blob_records),
+            }
+        )
+        self._append({"type": "tasks", "tasks": tasks})
+        self._write_manifest()
+
+    def save_config(self, config: dict[str, Any]) -> None:
+        import yaml
+
+        atomic_write_text(self.dir / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+
+    def read(self) -> None:
+        """Load the journal (dropping a torn last line) and index it."""
+        if not self.exists(self.dir):
+            raise StoreError(
+                f"{self.dir} holds no munet system (no journal.jsonl); run "
+                f"`munet evolve --system {self.dir}` to create one"
+            )
+        self.events = self.journal.read()
+        if not self.events or self.events[0].get("type") != "created":
+            raise StoreError(
+                f"{self.journal.path} does not start with a 'created' event; "
+                "the system directory is damaged"
+            )
+        fmt = self.events[0].get("format")
+        if fmt != FORMAT_VERSION:
+            raise StoreError(
+                f"{self.dir} has format {fmt}, this munet reads {FORMAT_VERSION}; "
+                "use the munet version that wrote it"
+            )
+
+    def created(self) -> dict[str, Any]:
+        return self.events[0]
+
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        """Recorded task metadata (spec, classes, split info), in the order tasks were added."""
+        out: dict[str, dict[str, Any]] = {}
+        for e in self.events:
+            if e["type"] == "tasks":
+                out.update(e["tasks"])
+        return out
+
+    def stored_config(self) -> dict[str, Any]:
+        cfg = dict(self.events[0]["config"])
+        for e in self.events:
+            if e["type"] == "config":
+                cfg = dict(e["config"])
+        return cfg
+
+    def load_state(self, load_tensors: bool = True) -> SystemState:
+        """The state as of the last snapshot; generation events after it become the replay."""
+        last = max(i for i, e in enumerate(self.events) if e["type"] in SNAPSHOT_EVENTS)
+        snap = self.events[last]["state"]
+        self.blob_records = {c["id"]: c["blob"] for c in snap["components"]}
+        self._replay = {}
+        for e in self.events[last + 1 :]:
+            if e["type"] == "generation":
+                self._replay[(e["task"], e["iteration"], e["batch"])] = e["candidates"]
+                for rec in e["candidates"]:
+                    self.blob_records.update({int(k): v for k, v in rec["blobs"].items()})
+
+        def load(cid: int, record: dict[str, Any]) -> Any:
+            return self.blobs.get(cid, record) if load_tensors else None
+
+        return restore(snap, load)
+
+    def candidate_rows(self) -> list[dict[str, Any]]:
+        return [rec for e in self.events if e["type"] == "generation" for rec in e["candidates"]]
+
+    # ---- Recorder ----------------------------------------------------------------------------
+    def replay(self, task: str, iteration: int, batch: int) -> list[dict[str, Any]] | None:
+        return self._replay.get((task, iteration, batch))
+
+    def load_result(self, record: Mapping[str, Any], child: Path) -> CandidateResult:
+        params = {int(cid): self.blobs.get(int(cid), rec) for cid, rec in record["blobs"].items()}
+        return CandidateResult(
+            record["quality"],
+            params,
+            list(record["history"]),
+            float(record["seconds"]),
+            int(record["images"]),
+            record["status"],
+        )
+
+    def generation_done(
+        self,
+        task: str,
+        iteration: int,
+        batch: int,
+        ds: Mapping[str, Any],
+        records: list[dict[str, Any]],
+        children: Sequence[Path],
+    ) -> None:
+        """Blobs of accepted candidates first, then one journal line for the whole batch."""
+        for rec, child in zip(records, children, strict=True):
+            rec["blobs"] = {}
+            if rec["accepted"]:
+                for c in child.trainable_components():
+                    if c.id not in self.blob_records and self.blobs.exists(c.id):
+                        self.blobs.delete([c.id])  # orphan of a run killed mid-save
+                    self.blob_records[c.id] = self.blobs.put(c.id, c.params)
+                    rec["blobs"][str(c.id)] = self.blob_records[c.id]
+        self._append(
+            {
+                "type": "generation",
+                "task": task,
+                "iteration": iteration,
+                "batch": batch,
+                "ds": dict(ds),
+                "candidates": records,
+            }
+        )
+        self.write_candidates_csv()
+
+    def iteration_done(self, state: SystemState, task: str, iteration: int) -> None:
+        """Snapshot the state, then delete blobs no live component uses."""
+        self._put_missing_blobs(state)
+        best = state.retained(task)
+        self._append(
+            {
+                "type": "iteration_end",
+                "task": task,
+                "iteration": iteration,
+                "best": best.id if best else None,
+                "test_quality": best.metrics.get("test_quality") if best else None,
+                "state": snapshot(state, self.blob_records),
+            }
+        )
+        self.collect_garbage(state)
+        self.write_tasks_csv(state)
+        self._write_manifest(state)
+
+    # ---- housekeeping ------------------------------------------------------------------------
+    def collect_garbage(self, state: SystemState) -> list[int]:
+        live = set(state.live_components())
+        dead = sorted(self.blobs.ids() - live)
+        self.blobs.delete(dead)
+        for cid in dead:
+            self.blob_records.pop(cid, None)
+        cleanup_temp_files(self.dir)
+        cleanup_temp_files(self.blobs.directory)
+        return dead
+
+    def _put_missing_blobs(self, state: SystemState) -> None:
+        for cid, comp in state.live_components().items():
+            if cid not in self.blob_records:
+                self.blob_records[cid] = self.blobs.put(cid, comp.params)
+
+    def _append(self, event: dict[str, Any]) -> None:
+        self.journal.append(event)
+        self.events.append(event)
+
+    def record_tasks(self, tasks: dict[str, dict[str, Any]]) -> None:
+        self._append({"type": "tasks", "tasks": tasks})
+
+    def record_config(self, config: dict[str, Any]) -> None:
+        self._append({"type": "config", "config": config})
+        self.save_config(config)
+
+    def _write_manifest(self, state: SystemState | None = None) -> None:
+        created = self.events[0]
+        manifest = {
+            "format": FORMAT_VERSION,
+            "munet": __version__,
+            "root": created["root"].get("spec"),
+            "tasks": list(self.tasks()),
+            "events": len(self.events),
+        }
+        if state is not None:
+            manifest["iterations_done"] = dict(state.iterations_done)
+        atomic_write_json(self.dir / "manifest.json", manifest)
+
+    def write_candidates_csv(self) -> None:
+        cols = [
+            "task",
+            "iteration",
+            "batch",
+            "candidate",
+            "path_id",
+            "parent_id",
+            "parent_task",
+            "seed_phase",
+            "mutations",
+            "quality",
+            "score",
+            "accepted",
+            "accounted_params",
+            "seconds",
+            "images",
+            "status",
+            "hparams",
+        ]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, cols, extrasaction="ignore")
+        w.writeheader()
+        for rec in self.candidate_rows():
+            row = dict(rec)
+            row["mutations"] = "; ".join(rec["mutations"])
+            row["hparams"] = " ".join(f"{k}={v}" for k, v in sorted(rec["hparams"].items()))
+            w.writerow(row)
+        atomic_write_text(self.dir / "candidates.csv", buf.getvalue())
+
+    def write_tasks_csv(self, state: SystemState) -> None:
+        rows = task_rows(state)
+        buf = io.StringIO()
+        if rows:
+            w = csv.DictWriter(buf, list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        atomic_write_text(self.dir / "tasks.csv", buf.getvalue())
+
+
+def sharing(state: SystemState, path: Path) -> dict[str, list[str]]:
+    """For each component of a path: the other users (tasks, or 'root'), empty if private."""
+    out = {}
+    for c in path.components:
+        others = sorted(t for t in c.locks if t != path.task)
+        out[c.name] = ["root" if t == "NOT_TRAINABLE" else t for t in others]
+    return out
+
+
+def task_rows(state: SystemState) -> list[dict[str, Any]]:
+    """One row per retained path: the per-task table of ``munet evolve`` and tasks.csv."""
+    rows = []
+    for task, paths in state.population.items():
+        if not paths:
+            continue
+        p = paths[0]
+        share = sharing(state, p)
+        shared = sorted({t for users in share.values() for t in users})
+        rows.append(
+            {
+                "task": task,
+                "path_id": p.id,
+                "test_accuracy": p.metrics.get("test_quality"),
+                "val_accuracy": p.metrics.get("quality"),
+                "accounted_params": int(round(accounted_params(p))),
+                "private_params": private_params(p),
+                "num_layers": p.hparams["num_layers"],
+                "adapters": len(p.hparams.get("adapter_layers", [])),
+                "image_size": p.hparams["ds_image_size"],
+                "private": ",".join(n for n, u in share.items() if not u),
+                "shared_with": ",".join(shared),
+                "generation": p.metrics.get("generation"),
+            }
+        )
+    return rows
+
+
+def fmt_float(x: Any) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"

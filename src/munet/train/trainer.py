@@ -1,0 +1,218 @@
+"""Training and evaluating candidates (spec §5): the hot loop.
+
+The candidates of one generation batch train in lock-step on the same stream of batches: each
+batch is augmented once and fed to every candidate, as the paper's 8 TPU cores did.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from munet.data.pipeline import TrainStream, prepare_eval, val_subset
+from munet.data.task import TaskData
+from munet.model.vit import PathModel, build_model
+from munet.system.arch import RootArch
+from munet.system.evolve import CandidateResult
+from munet.system.path import Path
+
+
+@dataclass
+class TrainSettings:
+    """Training-length knobs of spec §5 (defaults sized for a 2-core CPU)."""
+
+    batch_size: int = 64
+    validations: int = 4  # V
+    interval_cap: int = 25  # cap on I, in batches
+    validation_batches: int = 10  # validation subset = batch_size × this
+    eval_batch_size: int = 256
+    device: str = "cpu"
+
+    def interval(self, num_train: int) -> int:
+        """I = min(ceil(train examples / batch size), cap)."""
+        return max(1, min(math.ceil(num_train / self.batch_size), self.interval_cap))
+
+
+def learning_rate(step: int, hp: Mapping[str, Any], total: int, interval: int) -> float:
+    """The spec's schedules: cosine with warm-up, SGDR restarts per interval, or constant ½."""
+    peak = float(hp["opt_lr"])
+    kind = hp["opt_lr_schedule"]
+    if kind == "constant":
+        return peak * 0.5
+    if kind == "cosine":
+        length, t = total, step
+    elif kind == "restarts":
+        length, t = interval, step % interval
+    else:
+        raise ValueError(f"unknown learning-rate schedule {kind!r}")
+    warm = max(1, int(float(hp["opt_lr_warmup_ratio"]) * length))
+    if t < warm:
+        return peak / 100 + (peak - peak / 100) * t / warm
+    frac = min(1.0, (t - warm) / max(1, length - warm))
+    return peak * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+def make_optimizer(params: list[torch.nn.Parameter], hp: Mapping[str, Any]) -> torch.optim.SGD:
+    """SGD with the path's momentum (None means none) and optional Nesterov; no weight decay."""
+    momentum = float(hp["opt_momentum"] or 0.0)
+    nesterov = bool(hp["opt_nesterov"]) and momentum > 0
+    return torch.optim.SGD(params, lr=float(hp["opt_lr"]), momentum=momentum, nesterov=nesterov)
+
+
+@torch.no_grad()
+def accuracy_on(model: PathModel, x: torch.Tensor, y: torch.Tensor, batch: int) -> float:
+    """Exact top-1 accuracy over all examples (test evaluation)."""
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += int((model(x[i : i + batch]).argmax(-1) == y[i : i + batch]).sum())
+    return correct / max(1, len(x))
+
+
+@torch.no_grad()
+def mean_batch_accuracy(
+    model: PathModel, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+) -> float:
+    """Validation quality: the mean of per-batch accuracies over the fixed subset (spec §5)."""
+    accs = [float((model(x).argmax(-1) == y).float().mean()) for x, y in batches]
+    return sum(accs) / len(accs)
+
+
+class _Run:
+    """One candidate's training state within a generation batch."""
+
+    def __init__(self, path: Path, model: PathModel, hp: Mapping[str, Any]) -> None:
+        self.path = path
+        self.model = model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.opt = make_optimizer(self.params, hp)
+        self.hp = hp
+        self.best = -1.0
+        self.snapshot: dict[int, dict[str, torch.Tensor]] = {}
+        self.history: list[float] = []
+        self.status = "ok"
+        self.seconds = 0.0
+        self.images = 0
+
+    def take_snapshot(self) -> None:
+        self.snapshot = {
+            c.id: {k: v.detach().to("cpu", copy=True) for k, v in c.params.items()}
+            for c in self.path.trainable_components()
+        }
+
+
+class Trainer:
+    """Implements ``munet.system.evolve.Trainer`` over in-memory task data."""
+
+    def __init__(
+        self,
+        arch: RootArch,
+        tasks: Mapping[str, TaskData],
+        settings: TrainSettings,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.arch = arch
+        self.tasks = tasks
+        self.settings = settings
+        self.log = log or (lambda msg: None)
+        self._val_cache: dict[tuple[str, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    # ---- data ------------------------------------------------------------------------------
+    def _val_batches(self, task: str, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        key = (task, size)
+        if key not in self._val_cache:
+            x, y, bs = val_subset(
+                self.tasks[task], self.settings.batch_size, self.settings.validation_batches
+            )
+            xf = prepare_eval(x, size)
+            self._val_cache[key] = [
+                (xf[i : i + bs], y[i : i + bs]) for i in range(0, bs * (len(x) // bs), bs)
+            ]
+        return self._val_cache[key]
+
+    # ---- training --------------------------------------------------------------------------
+    def train_generation(
+        self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
+    ) -> list[CandidateResult]:
+        """Train every child on the same batches; return best-snapshot results in order."""
+        data = self.tasks[task]
+        s = self.settings
+        interval = s.interval(len(data.train_y))
+        total = interval * s.validations
+        runs = [
+            _Run(c, build_model(self.arch, c.hparams, c.components), c.hparams) for c in children
+        ]
+        val = self._val_batches(task, int(ds["ds_image_size"]))
+        stream = iter(TrainStream(data, dict(ds), s.batch_size, seed))
+        for step in range(total):
+            x, y = next(stream)
+            for run in runs:
+                if run.status != "ok":
+                    continue
+                t0 = time.perf_counter()
+                self._step(run, x, y, step, total, interval)
+                run.seconds += time.perf_counter() - t0
+                run.images += len(y)
+            if (step + 1) % interval == 0:
+                for run in runs:
+                    if run.status != "ok":
+                        continue
+                    t0 = time.perf_counter()
+                    acc = mean_batch_accuracy(run.model, val)
+                    run.history.append(acc)
+                    if acc > run.best:
+                        run.best = acc
+                        run.take_snapshot()
+                    run.seconds += time.perf_counter() - t0
+        results = []
+        for run in runs:
+            if run.status != "ok":
+                self.log(f"candidate {run.path.id} rejected: {run.status}")
+                results.append(
+                    CandidateResult(None, {}, run.history, run.seconds, run.images, run.status)
+                )
+            else:
+                results.append(
+                    CandidateResult(run.best, run.snapshot, run.history, run.seconds, run.images)
+                )
+        return results
+
+    def _step(
+        self, run: _Run, x: torch.Tensor, y: torch.Tensor, step: int, total: int, interval: int
+    ) -> None:
+        lr = learning_rate(step, run.hp, total, interval)
+        for group in run.opt.param_groups:
+            group["lr"] = lr
+        loss = F.cross_entropy(run.model(x), y)
+        if not torch.isfinite(loss):
+            run.status = f"diverged: loss {float(loss)} at step {step}"
+            return
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+        run.opt.step()
+
+    # ---- evaluation ------------------------------------------------------------------------
+    def test(self, path: Path) -> float:
+        """Exact accuracy of a path on its task's full test split."""
+        data = self.tasks[path.task]
+        model = build_model(self.arch, path.hparams, path.components, trainable=False)
+        size = int(path.hparams["ds_image_size"])
+        correct = 0
+        bs = self.settings.eval_batch_size
+        for i in range(0, len(data.test_y), 4096):
+            x = prepare_eval(data.test_x[i : i + 4096], size)
+            correct += round(accuracy_on(model, x, data.test_y[i : i + 4096], bs) * len(x))
+        return correct / max(1, len(data.test_y))
+
+
+def logits(arch: RootArch, path: Path, images: torch.Tensor) -> torch.Tensor:
+    """A path's logits on uint8 images (for checks and prediction)."""
+    model = build_model(arch, path.hparams, path.components, trainable=False)
+    with torch.no_grad():
+        return model(prepare_eval(images, int(path.hparams["ds_image_size"])))
