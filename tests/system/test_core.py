@@ -239,7 +239,7 @@ class FakeTrainer:
         return out
 
     def test(self, path):
-        return path.metrics["quality"]
+        return {"test_quality": path.metrics["quality"]}
 
 
 class NullRecorder:

@@ -36,7 +36,8 @@ class Trainer(Protocol):
         self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
     ) -> list[CandidateResult]: ...
 
-    def test(self, path: Path) -> float: ...
+    def test(self, path: Path) -> dict[str, Any]:
+        """Test metrics of a retained path; must include ``test_quality``."""
 
 
 class Recorder(Protocol):
@@ -149,7 +150,7 @@ def run_task_iteration(
                     c.params = None
     best = state.end_iteration(task, settings)
     if "test_quality" not in best.metrics:
-        best.metrics["test_quality"] = trainer.test(best)
+        best.metrics.update(trainer.test(best))
     recorder.iteration_done(state, task, it)
     say("iteration_end", task=task, iteration=it, best=best)
     return best

@@ -6,6 +6,7 @@ batch is augmented once and fed to every candidate, as the paper's 8 TPU cores d
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -198,17 +199,33 @@ class Trainer:
         run.opt.step()
 
     # ---- evaluation ------------------------------------------------------------------------
-    def test(self, path: Path) -> float:
-        """Exact accuracy of a path on its task's full test split."""
-        data = self.tasks[path.task]
-        model = build_model(self.arch, path.hparams, path.components, trainable=False)
-        size = int(path.hparams["ds_image_size"])
-        correct = 0
-        bs = self.settings.eval_batch_size
-        for i in range(0, len(data.test_y), 4096):
-            x = prepare_eval(data.test_x[i : i + 4096], size)
-            correct += round(accuracy_on(model, x, data.test_y[i : i + 4096], bs) * len(x))
-        return correct / max(1, len(data.test_y))
+    def test(self, path: Path) -> dict[str, Any]:
+        """Exact accuracy on the task's full test split, and a hash of the logits on a fixed
+        batch (the first test images) that ``munet check`` compares bit for bit."""
+        return evaluate_path(self.arch, path, self.tasks[path.task], self.settings.eval_batch_size)
+
+
+FIXED_BATCH = 32
+
+
+def evaluate_path(arch: RootArch, path: Path, data: TaskData, batch: int = 256) -> dict[str, Any]:
+    """Test accuracy (summed exactly over the split) and the fixed-batch logits hash."""
+    model = build_model(arch, path.hparams, path.components, trainable=False)
+    size = int(path.hparams["ds_image_size"])
+    correct = 0
+    for i in range(0, len(data.test_y), 4096):
+        x = prepare_eval(data.test_x[i : i + 4096], size)
+        correct += round(accuracy_on(model, x, data.test_y[i : i + 4096], batch) * len(x))
+    with torch.no_grad():
+        fixed = model(prepare_eval(data.test_x[:FIXED_BATCH], size))
+    return {
+        "test_quality": correct / max(1, len(data.test_y)),
+        "test_logits_sha256": tensor_sha256(fixed),
+    }
+
+
+def tensor_sha256(t: torch.Tensor) -> str:
+    return hashlib.sha256(t.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
 def logits(arch: RootArch, path: Path, images: torch.Tensor) -> torch.Tensor:
