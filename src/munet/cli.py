@@ -49,6 +49,16 @@ def cmd_add_task(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from munet.store.check import check_system
+
+    problems = check_system(args.system, evaluate=not args.no_eval, log=print)
+    for line in problems:
+        print(f"PROBLEM: {line}")
+    print("ok: system intact" if not problems else f"{len(problems)} problem(s) found")
+    return 0 if not problems else 1
+
+
 def cmd_tasks(args: argparse.Namespace) -> int:
     from munet.config import DEFAULT_TASKS
     from munet.data.builtin import list_builtin_tasks
@@ -62,7 +72,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_pretrain_root(args: argparse.Namespace) -> int:
     from munet.model.root import BUILTIN_ROOTS, pretrain_builtin
+    from munet.runner import configure_threads
 
+    configure_threads(0)
     name = args.name.removeprefix("builtin:")
     if name not in BUILTIN_ROOTS:
         raise MunetError(f"unknown builtin root {name!r}; known: {', '.join(BUILTIN_ROOTS)}")
@@ -112,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("system", help="system directory")
     a.add_argument("task", nargs="+", help="task specs to add")
     a.set_defaults(func=cmd_add_task)
+
+    k = sub.add_parser("check", help="verify blobs, locks and that retained models are unchanged")
+    k.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
+    k.add_argument("--no-eval", action="store_true", help="skip re-evaluating retained paths")
+    k.set_defaults(func=cmd_check)
 
     t = sub.add_parser("tasks", help="list the built-in tasks")
     t.set_defaults(func=cmd_tasks)

@@ -68,7 +68,7 @@ class Config:
     hparams: dict[str, Any] = field(default_factory=dict)  # overrides of default hyperparameters
     search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides
     device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads; 0 = torch's default
+    threads: int = 0  # torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)
 
     # ---- derived ---------------------------------------------------------------------------
     def default_hparams(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ matplotlib's fonts (a corpus disjoint from the built-in tasks), cached on disk.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -50,9 +51,9 @@ BUILTIN_ROOTS: dict[str, BuiltinRoot] = {
     ),
     "vit_micro": BuiltinRoot(
         RootArch(
-            embed_dim=48, depth=2, num_heads=3, mlp_hidden_dim=96, patch_size=16, image_size=32
+            embed_dim=48, depth=2, num_heads=3, mlp_hidden_dim=96, patch_size=8, image_size=32
         ),
-        steps=80,
+        steps=1000,
         batch_size=64,
         lr=2e-3,
         description="a 2-block, 48-wide ViT for tests and smoke runs (seconds to pretrain)",
@@ -133,7 +134,8 @@ def load_root(spec: str, log: Callable[[str], None] | None = None) -> Root:
 
 
 def builtin_paths(name: str, seed: int = 0) -> tuple[Path, Path]:
-    base = cache_dir() / "roots" / f"{name}-f{ROOT_FORMAT}-s{seed}"
+    recipe = hashlib.sha256(repr(BUILTIN_ROOTS[name]).encode()).hexdigest()[:8]
+    base = cache_dir() / "roots" / f"{name}-f{ROOT_FORMAT}-s{seed}-{recipe}"
     return base.with_suffix(".safetensors"), base.with_suffix(".json")
 
 
@@ -215,8 +217,13 @@ def pretrain_builtin(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+        if step % 50 == 0 or step == spec.steps - 1:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if bar.disable and (step % 200 == 0 or step == spec.steps - 1):
+                say(
+                    f"  pretrain step {step + 1}/{spec.steps} loss {loss.item():.3f} "
+                    f"({time.time() - t0:.0f} s)"
+                )
     model.eval()
     with torch.no_grad():
         xv = prepare_eval(corpus.val_x, spec.arch.image_size)

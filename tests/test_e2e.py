@@ -1,0 +1,120 @@
+"""End to end through the CLI: structure, accounting, accuracy, no forgetting, no interference."""
+
+from __future__ import annotations
+
+import csv
+
+import torch
+from conftest import tiny_args
+
+from munet.cli import main
+from munet.runner import load_tasks
+from munet.store.check import check_locks
+from munet.store.system import SystemStore
+from munet.system.component import NOT_TRAINABLE
+from munet.system.score import accounted_params
+from munet.train.trainer import logits
+
+
+def load(d):
+    store = SystemStore(d)
+    store.read()
+    return store, store.load_state()
+
+
+def test_tiny_evolve_builds_a_consistent_system(two_task_system):
+    store, state = load(two_task_system)
+    assert state.iterations_done == {"digits": 2, "glyph_digits": 2}
+    assert sorted(state.population) == ["digits", "glyph_digits"]
+    assert all(len(v) == 1 for v in state.population.values())
+    assert check_locks(state) == []
+    for task, (path,) in state.population.items():
+        # accounting from first principles: size / (tasks using it, own task included)
+        users = {}
+        for p in state.live_paths()[1:]:
+            for c in p.components:
+                users.setdefault(c.id, set()).add(p.task)
+        want = sum(c.size / len(users[c.id]) for c in path.components)
+        assert accounted_params(path) == want
+        assert path.component("head").locks == {task}
+        assert path.component("encoder_norm").locks >= {task}
+        # chance is 0.1 for both ten-class tasks
+        assert path.metrics["test_quality"] > 0.2, (task, path.metrics)
+    rows = list(csv.DictReader(open(two_task_system / "candidates.csv")))
+    assert len(rows) == 2 * 2 * 3
+    assert {r["task"] for r in rows} == {"digits", "glyph_digits"}
+    tasks_rows = list(csv.DictReader(open(two_task_system / "tasks.csv")))
+    assert [r["task"] for r in tasks_rows] == ["digits", "glyph_digits"]
+    # every live component has its blob and nothing else is left on disk
+    assert store.blobs.ids() == set(state.live_components())
+
+
+def test_check_passes_on_an_intact_system(two_task_system, capsys):
+    assert main(["check", "--system", str(two_task_system)]) == 0
+    assert "ok: system intact" in capsys.readouterr().out
+
+
+def test_adding_a_task_leaves_existing_predictions_bit_identical(tmp_path):
+    d = tmp_path / "s"
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
+    _, before = load(d)
+    digits = load_tasks(["builtin:digits"])["digits"]
+    batch = digits.test_x[:16]
+    (path_before,) = before.population["digits"]
+    ref = logits(before.arch, path_before, batch)
+    locked = {c.id: {k: v.clone() for k, v in c.params.items()} for c in path_before.components}
+    assert main(["add-task", str(d), "builtin:glyph_digits"]) == 0
+    store, after = load(d)
+    (path_after,) = after.population["digits"]
+    assert path_after.id == path_before.id
+    assert torch.equal(logits(after.arch, path_after, batch), ref)
+    for c in path_after.components:
+        for k, v in c.params.items():
+            assert torch.equal(v, locked[c.id][k])
+    assert after.iterations_done == {"digits": 1, "glyph_digits": 1}
+    # the new task could reuse digits' components; if it did, they are shared, not changed
+    (g,) = after.population["glyph_digits"]
+    for c in g.components:
+        if c.id in locked:
+            assert {"digits", "glyph_digits"} <= c.locks
+
+
+def test_training_never_touches_locked_components(tmp_path):
+    """Train a generation whose candidates reuse frozen components: no gradient, no change."""
+    import numpy as np
+
+    from munet.model.ops import TorchOps
+    from munet.model.root import load_root
+    from munet.system.hparams import BASE_DEFAULTS, search_space_for
+    from munet.system.state import Settings, make_root_state
+    from munet.train.trainer import Trainer, TrainSettings
+
+    root = load_root("builtin:vit_micro")
+    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
+    s = Settings(
+        space=search_space_for(root.arch.depth, root.arch.patch_size),
+        defaults=BASE_DEFAULTS,
+        mutation_prob=0.5,
+    )
+    data = load_tasks(["builtin:digits"])
+    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
+    kids = [
+        state.assemble_child(
+            state.root, "digits", 10, ds, True, np.random.default_rng(i), TorchOps(), s
+        )[0]
+        for i in range(3)
+    ]
+    frozen = {c.id: c for k in kids for c in k.components if c.locks}
+    assert frozen and all(NOT_TRAINABLE in c.locks for c in frozen.values())
+    before = {cid: {k: v.clone() for k, v in c.params.items()} for cid, c in frozen.items()}
+    trainer = Trainer(root.arch, data, TrainSettings(batch_size=16, validations=1, interval_cap=3))
+    results = trainer.train_generation("digits", kids, ds, seed=0)
+    assert all(r.quality is not None for r in results)
+    for cid, c in frozen.items():
+        for k, v in c.params.items():
+            assert torch.equal(v, before[cid][k])
+            assert v.grad is None
+    # trained components did change (the snapshot differs from the initial copy)
+    kid = kids[0]
+    head = kid.component("head")
+    assert torch.count_nonzero(results[0].params[head.id]["weight"]) > 0

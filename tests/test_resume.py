@@ -1,0 +1,175 @@
+"""Durability: SIGKILL at random moments, resume, and get the uninterrupted system exactly."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tiny_args
+
+from munet.cli import main
+from munet.store.system import SystemStore
+
+TASKS = "builtin:digits,builtin:glyph_digits"
+VOLATILE = ("seconds",)
+
+
+def fingerprint(d: Path) -> dict:
+    """Everything that must match between runs: paths, metrics, locks and tensor hashes."""
+    store = SystemStore(d)
+    store.read()
+    state = store.load_state(load_tensors=False)
+    comps = state.live_components()
+    out = {
+        "iterations": dict(state.iterations_done),
+        "counters": (state.next_component_id, state.next_path_id),
+        "paths": sorted(
+            (
+                p.id,
+                p.task,
+                p.parent.id if p.parent else None,
+                tuple(c.id for c in p.components),
+                tuple(sorted((k, str(v)) for k, v in p.metrics.items() if k not in VOLATILE)),
+            )
+            for p in state.all_paths()
+        ),
+        "components": sorted(
+            (c.id, c.name, tuple(sorted(c.locks)), store.blob_records[c.id]["sha256"])
+            for c in comps.values()
+        ),
+        "candidates": [
+            {k: v for k, v in r.items() if k not in VOLATILE} for r in store.candidate_rows()
+        ],
+    }
+    return out
+
+
+def run_cli(d: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "munet.cli", *tiny_args(d, TASKS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    d = tmp_path_factory.mktemp("ref") / "system"
+    assert main(tiny_args(d, TASKS)) == 0
+    return fingerprint(d)
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_same_system(tmp_path, reference):
+    d = tmp_path / "system"
+    rng = random.Random(1234)
+    kills = 0
+    for _ in range(6):
+        proc = run_cli(d)
+        time.sleep(rng.uniform(1.0, 6.0))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    proc = run_cli(d)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert kills >= 2, "the run finished too fast to be killed; lengthen it"
+    assert fingerprint(d) == reference
+
+
+def test_growing_the_budget_is_allowed_and_changing_the_root_is_refused(tmp_path, capsys):
+    d = tmp_path / "s"
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
+    journal = (d / "journal.jsonl").read_bytes()
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=1", "seed=5")) == 2
+    err = capsys.readouterr().err
+    assert "seed" in err and err.count("\n") == 1
+    assert (d / "journal.jsonl").read_bytes() == journal  # nothing written
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=2")) == 0
+    store = SystemStore(d)
+    store.read()
+    assert store.load_state(load_tensors=False).iterations_done == {"digits": 2}
+    assert yaml.safe_load((d / "config.yaml").read_text())["task_iterations"] == 2
+
+
+def test_torn_journal_line_is_dropped_and_the_run_resumes(tmp_path, reference):
+    d = tmp_path / "system"
+    assert main(tiny_args(d, TASKS)) == 0
+    lines = (d / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    # cut the system back to mid-run and tear the last line in half
+    keep = len(lines) // 2
+    (d / "journal.jsonl").write_bytes(b"".join(lines[:keep]) + lines[keep][: len(lines[keep]) // 2])
+    assert main(tiny_args(d, TASKS)) == 0
+    assert fingerprint(d) == reference
+
+
+def test_truncated_blob_is_reported_not_loaded(tmp_path, capsys):
+    d = tmp_path / "s"
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
+    store = SystemStore(d)
+    store.read()
+    state = store.load_state(load_tensors=False)
+    (path,) = state.population["digits"]
+    head = path.component("head").id
+    blob = store.blobs.path(head)
+    blob.write_bytes(blob.read_bytes()[:-7])
+    assert main(["check", "--system", str(d)]) == 1
+    out = capsys.readouterr().out
+    assert f"{head}.safetensors" in out and "PROBLEM" in out
+    # evolving further refuses to load it with a one-line error instead of using garbage
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=2")) == 2
+    assert "safetensors" in capsys.readouterr().err
+
+
+def test_check_detects_a_tampered_tensor(tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    d = tmp_path / "s"
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
+    store = SystemStore(d)
+    store.read()
+    state = store.load_state(load_tensors=False)
+    head = state.population["digits"][0].component("head").id
+    f = store.blobs.path(head)
+    tensors = load_file(str(f))
+    tensors["bias"] = tensors["bias"] + torch.ones_like(tensors["bias"])
+    save_file(tensors, str(f), metadata={"format": "pt"})
+    assert main(["check", "--system", str(d)]) == 1
+    assert "corrupt" in capsys.readouterr().out
+
+
+def test_second_writer_is_refused_with_the_holders_pid(tmp_path, capsys):
+    from munet.store.lock import SystemLock
+
+    d = tmp_path / "s"
+    assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys,time; from munet.store.lock import SystemLock\n"
+            f"l=SystemLock({str(d)!r}); l.acquire(); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert holder.stdout.readline().strip() == b"held"
+    try:
+        assert main(tiny_args(d, "builtin:digits", "task_iterations=2")) == 2
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    with SystemLock(d):
+        pass
