@@ -104,13 +104,15 @@ def test_growing_the_budget_is_allowed_and_changing_the_root_is_refused(tmp_path
 
 def test_torn_journal_line_is_dropped_and_the_run_resumes(tmp_path, reference):
     d = tmp_path / "system"
-    assert main(tiny_args(d, TASKS)) == 0
-    lines = (d / "journal.jsonl").read_bytes().splitlines(keepends=True)
-    # cut the system back to mid-run and tear the last line in half
-    keep = len(lines) // 2
-    (d / "journal.jsonl").write_bytes(b"".join(lines[:keep]) + lines[keep][: len(lines[keep]) // 2])
+    assert main(tiny_args(d, TASKS, "task_iterations=1")) == 0
+    journal = d / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    # a kill in the middle of appending the next event leaves half a line behind
+    journal.write_bytes(b"".join(lines) + lines[-2][: len(lines[-2]) // 2])
     assert main(tiny_args(d, TASKS)) == 0
     assert fingerprint(d) == reference
+    # the torn bytes were cut off before the next event was appended
+    assert all(line.endswith(b"}\n") for line in journal.read_bytes().splitlines(keepends=True))
 
 
 def test_truncated_blob_is_reported_not_loaded(tmp_path, capsys):
