@@ -6,27 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from tiny import tiny_args
 
 # Every test shares one data/root cache so rendering and root pretraining happen once per run.
 os.environ.setdefault(
     "MUNET_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache-test")
 )
-
-TINY = [
-    "--root",
-    "builtin:vit_micro",
-    "task_iterations=2",
-    "candidates_per_iteration=3",
-    "generation_batch_size=3",
-    "batch_size=32",
-    "validations_per_candidate=2",
-    "validation_interval_cap=15",
-    "threads=1",
-]
-
-
-def tiny_args(system: Path, tasks: str, *extra: str) -> list[str]:
-    return ["evolve", "--system", str(system), "--tasks", tasks, *TINY, *extra]
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import torch
-from conftest import tiny_args
+from tiny import tiny_args
 
 from munet.cli import main
 from munet.runner import load_tasks

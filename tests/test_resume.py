@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import tiny_args
+from tiny import tiny_args
 
 from munet.cli import main
 from munet.store.system import SystemStore
 
 TASKS = "builtin:digits,builtin:glyph_digits"
 VOLATILE = ("seconds",)
+LONGER = ("candidates_per_iteration=6", "validation_interval_cap=30")  # long enough to kill
 
 
 def fingerprint(d: Path) -> dict:
@@ -54,7 +55,7 @@ def fingerprint(d: Path) -> dict:
 def run_cli(d: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "munet.cli", *tiny_args(d, TASKS)],
+        [sys.executable, "-m", "munet.cli", *tiny_args(d, TASKS, *LONGER)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
@@ -64,7 +65,7 @@ def run_cli(d: Path) -> subprocess.Popen:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("ref") / "system"
-    assert main(tiny_args(d, TASKS)) == 0
+    assert main(tiny_args(d, TASKS, *LONGER)) == 0
     return fingerprint(d)
 
 
@@ -72,9 +73,9 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_system(tmp_path, r
     d = tmp_path / "system"
     rng = random.Random(1234)
     kills = 0
-    for _ in range(6):
+    for _ in range(8):
         proc = run_cli(d)
-        time.sleep(rng.uniform(1.0, 6.0))
+        time.sleep(rng.uniform(1.5, 5.0))
         if proc.poll() is not None:
             break
         proc.send_signal(signal.SIGKILL)
@@ -104,12 +105,12 @@ def test_growing_the_budget_is_allowed_and_changing_the_root_is_refused(tmp_path
 
 def test_torn_journal_line_is_dropped_and_the_run_resumes(tmp_path, reference):
     d = tmp_path / "system"
-    assert main(tiny_args(d, TASKS, "task_iterations=1")) == 0
+    assert main(tiny_args(d, TASKS, *LONGER, "task_iterations=1")) == 0
     journal = d / "journal.jsonl"
     lines = journal.read_bytes().splitlines(keepends=True)
     # a kill in the middle of appending the next event leaves half a line behind
     journal.write_bytes(b"".join(lines) + lines[-2][: len(lines[-2]) // 2])
-    assert main(tiny_args(d, TASKS)) == 0
+    assert main(tiny_args(d, TASKS, *LONGER)) == 0
     assert fingerprint(d) == reference
     # the torn bytes were cut off before the next event was appended
     assert all(line.endswith(b"}\n") for line in journal.read_bytes().splitlines(keepends=True))
