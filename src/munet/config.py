@@ -63,7 +63,7 @@ class Config:
     force_finetune: list[str] = field(default_factory=lambda: ["encoder_norm"])
     batch_size: int = 64
     validations_per_candidate: int = 4  # V
-    validation_interval_cap: int = 25  # cap on the validation interval I, in batches
+    validation_interval_cap: int = 40  # cap on the validation interval I, in batches
     validation_batches: int = 10  # validation subset = batch_size × this
     hparams: dict[str, Any] = field(default_factory=dict)  # overrides of default hyperparameters
     search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides

@@ -46,8 +46,8 @@ BUILTIN_ROOTS: dict[str, BuiltinRoot] = {
         RootArch(
             embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
         ),
-        steps=1200,
-        description="ViT-Ti/16, 3 blocks, 32 px (the spec's character root), ~2 min to pretrain",
+        steps=2400,
+        description="ViT-Ti/16, 3 blocks, 32 px (the spec's character root), ~3 min to pretrain",
     ),
     "vit_micro": BuiltinRoot(
         RootArch(

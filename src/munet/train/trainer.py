@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from munet.data.pipeline import TrainStream, prepare_eval, val_subset
 from munet.data.task import TaskData
 from munet.model.vit import PathModel, build_model
-from munet.system.arch import RootArch
+from munet.system.arch import RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
 
@@ -30,7 +30,7 @@ class TrainSettings:
 
     batch_size: int = 64
     validations: int = 4  # V
-    interval_cap: int = 25  # cap on I, in batches
+    interval_cap: int = 40  # cap on I, in batches
     validation_batches: int = 10  # validation subset = batch_size × this
     eval_batch_size: int = 256
     device: str = "cpu"
@@ -75,12 +75,18 @@ def accuracy_on(model: PathModel, x: torch.Tensor, y: torch.Tensor, batch: int) 
     return correct / max(1, len(x))
 
 
+def autocast(device: torch.device) -> Any:
+    """bfloat16 autocast on CUDA (the spec's TPUs ran bf16); plain float32 on CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
 @torch.no_grad()
 def mean_batch_accuracy(
     model: PathModel, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
 ) -> float:
     """Validation quality: the mean of per-batch accuracies over the fixed subset (spec §5)."""
-    accs = [float((model(x).argmax(-1) == y).float().mean()) for x, y in batches]
+    with autocast(batches[0][0].device):
+        accs = [float((model(x).argmax(-1) == y).float().mean()) for x, y in batches]
     return sum(accs) / len(accs)
 
 
@@ -101,8 +107,12 @@ class _Run:
         self.images = 0
 
     def take_snapshot(self) -> None:
+        """Copy the trainable components' current tensors to host memory."""
+        named = dict(self.model.named_parameters())
         self.snapshot = {
-            c.id: {k: v.detach().to("cpu", copy=True) for k, v in c.params.items()}
+            c.id: {
+                k: named[timm_prefix(c.name) + k].detach().to("cpu", copy=True) for k in c.params
+            }
             for c in self.path.trainable_components()
         }
 
@@ -145,13 +155,19 @@ class Trainer:
         s = self.settings
         interval = s.interval(len(data.train_y))
         total = interval * s.validations
+        device = torch.device(s.device)
         runs = [
-            _Run(c, build_model(self.arch, c.hparams, c.components), c.hparams) for c in children
+            _Run(c, build_model(self.arch, c.hparams, c.components).to(device), c.hparams)
+            for c in children
         ]
-        val = self._val_batches(task, int(ds["ds_image_size"]))
+        val = [
+            (x.to(device), y.to(device))
+            for x, y in self._val_batches(task, int(ds["ds_image_size"]))
+        ]
         stream = iter(TrainStream(data, dict(ds), s.batch_size, seed))
         for step in range(total):
             x, y = next(stream)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             for run in runs:
                 if run.status != "ok":
                     continue
@@ -189,7 +205,8 @@ class Trainer:
         lr = learning_rate(step, run.hp, total, interval)
         for group in run.opt.param_groups:
             group["lr"] = lr
-        loss = F.cross_entropy(run.model(x), y)
+        with autocast(x.device):
+            loss = F.cross_entropy(run.model(x).float(), y)
         if not torch.isfinite(loss):
             run.status = f"diverged: loss {float(loss)} at step {step}"
             return
