@@ -198,7 +198,9 @@ def evolve_system(
             progress,
         )
         progress.close()
-    return EvolveOutcome(directory, task_rows(state), time.time() - t0, progress.trained)
+    order = {name: i for i, name in enumerate([*store.tasks(), *tasks])}
+    rows = sorted(task_rows(state), key=lambda r: order.get(r["task"], len(order)))
+    return EvolveOutcome(directory, rows, time.time() - t0, progress.trained)
 
 
 class ProgressPrinter:
@@ -290,6 +292,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         mean = sum(r["test_accuracy"] or 0 for r in rows) / len(rows)
         ppt = sum(r["accounted_params"] for r in rows) / len(rows)
         out.append(f"mean test accuracy {mean:.4f}; parameters per task {ppt:,.0f}")
+        out.append("components (shared with root / other tasks, or private):")
+        out += [f"  {r['task']}: {r['components']}" for r in rows]
     return "\n".join(out)
 
 

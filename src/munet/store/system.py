@@ -396,11 +396,25 @@ def task_rows(state: SystemState) -> list[dict[str, Any]]:
                 "adapters": len(p.hparams.get("adapter_layers", [])),
                 "image_size": p.hparams["ds_image_size"],
                 "private": ",".join(n for n, u in share.items() if not u),
+                "components": " ".join(
+                    f"{short_name(n)}={'+'.join(u) or 'private'}" for n, u in share.items()
+                ),
                 "shared_with": ",".join(shared),
                 "generation": p.metrics.get("generation"),
             }
         )
     return rows
+
+
+def short_name(name: str) -> str:
+    """encoderblock_2 -> block2, residual_adapter_1 -> adapter1, posembed_input -> pos."""
+    return (
+        name.replace("encoderblock_", "block")
+        .replace("residual_adapter_", "adapter")
+        .replace("posembed_input", "pos")
+        .replace("embedding", "embed")
+        .replace("encoder_norm", "norm")
+    )
 
 
 def fmt_float(x: Any) -> str:
