@@ -88,6 +88,46 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_system(tmp_path, r
     assert fingerprint(d) == reference
 
 
+CRASH_DURING_SAVE = """
+import os, sys
+import munet.store.atomic as atomic
+import munet.store.journal as journal
+mode, n = sys.argv[1], int(sys.argv[2])
+calls = [0]
+if mode == "replace":  # die after the temp file is written, before the rename
+    real = os.replace
+    def replace(src, dst):
+        calls[0] += 1
+        if calls[0] == n:
+            os._exit(9)
+        real(src, dst)
+    atomic.os.replace = replace
+else:  # die half-way through writing a journal line
+    real = journal.write_all
+    def write_all(fd, data):
+        calls[0] += 1
+        if calls[0] == n:
+            real(fd, data[: len(data) // 2])
+            os._exit(9)
+        real(fd, data)
+    journal.write_all = write_all
+from munet.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize(("mode", "nth"), [("replace", 3), ("replace", 9), ("journal", 4)])
+def test_crash_during_a_save_then_resume_gives_the_same_system(tmp_path, reference, mode, nth):
+    d = tmp_path / "system"
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASH_DURING_SAVE, mode, str(nth), *tiny_args(d, TASKS, *LONGER)],
+        capture_output=True,
+    )
+    assert crashed.returncode == 9, crashed.stdout.decode()[-1000:]
+    assert main(tiny_args(d, TASKS, *LONGER)) == 0
+    assert fingerprint(d) == reference
+
+
 def test_growing_the_budget_is_allowed_and_changing_the_root_is_refused(tmp_path, capsys):
     d = tmp_path / "s"
     assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
