@@ -118,3 +118,42 @@ def test_training_never_touches_locked_components(tmp_path):
     kid = kids[0]
     head = kid.component("head")
     assert torch.count_nonzero(results[0].params[head.id]["weight"]) > 0
+
+
+def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
+    import math
+
+    import numpy as np
+
+    from munet.model.ops import TorchOps
+    from munet.model.root import load_root
+    from munet.system.evolve import _judge
+    from munet.system.hparams import BASE_DEFAULTS, search_space_for
+    from munet.system.state import Settings, make_root_state
+    from munet.train.trainer import Trainer, TrainSettings
+
+    root = load_root("builtin:vit_micro")
+    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
+    s = Settings(
+        space=search_space_for(root.arch.depth, root.arch.patch_size), defaults=BASE_DEFAULTS
+    )
+    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
+    kids = [
+        state.assemble_child(
+            state.root, "digits", 10, ds, False, np.random.default_rng(i), TorchOps(), s
+        )[0]
+        for i in range(2)
+    ]
+    kids[0].component("head").params["bias"][0] = math.nan
+    trainer = Trainer(
+        root.arch,
+        load_tasks(["builtin:digits"]),
+        TrainSettings(batch_size=16, validations=1, interval_cap=3),
+    )
+    bad, good = trainer.train_generation("digits", kids, ds, seed=0)
+    assert bad.quality is None and bad.status.startswith("diverged: loss nan")
+    assert good.quality is not None and good.status == "ok"
+    rec: dict = {}
+    _judge(state, s, kids[0], rec, bad)
+    assert rec["accepted"] is False and rec["score"] is None
+    assert "digits" not in state.population

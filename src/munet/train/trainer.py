@@ -208,7 +208,7 @@ class Trainer:
         with autocast(x.device):
             loss = F.cross_entropy(run.model(x).float(), y)
         if not torch.isfinite(loss):
-            run.status = f"diverged: loss {float(loss)} at step {step}"
+            run.status = f"diverged: loss {loss.item()} at step {step}"
             return
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
