@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from munet.errors import MunetError
@@ -19,8 +20,25 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if args.root:
         out["root"] = args.root
+    if getattr(args, "root_weights", None):
+        # absolute, so a resume from another directory finds the same file
+        out["root_weights"] = str(Path(args.root_weights).expanduser().resolve())
     if args.seed is not None:
         out["seed"] = args.seed
+    if args.method:
+        out["method"] = args.method
+    out.update(_executor_overrides(args))
+    return out
+
+
+def _executor_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Executor flags of ``evolve`` (absent on other commands)."""
+    out: dict[str, Any] = {}
+    for flag in ("executor", "ray_address", "workers", "gpus_per_worker"):
+        if getattr(args, flag, None) is not None:
+            out[flag] = getattr(args, flag)
+    if getattr(args, "async_tasks", False):
+        out["async_tasks"] = True
     return out
 
 
@@ -86,6 +104,15 @@ def cmd_pretrain_root(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from munet.report import write_report
+
+    outcome = write_report(args.system, args.out)
+    print(outcome.leaderboard)
+    print(f"report: {outcome.html}  (also {outcome.markdown.name} and {len(outcome.images)} PNGs)")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
@@ -107,7 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="YAML file of config keys")
         sp.add_argument("--tasks", help="comma-separated task specs, e.g. builtin:digits")
         sp.add_argument("--root", help="root spec, e.g. builtin:vit_ti3")
+        sp.add_argument(
+            "--root-weights",
+            metavar="FILE",
+            help="weights of a timm: root (safetensors, torch state dict or AugReg .npz); "
+            "without it the local Hugging Face cache is used, nothing is downloaded",
+        )
         sp.add_argument("--seed", type=int, help="system seed")
+        sp.add_argument(
+            "--method",
+            help="munet (default) | munet-no-autotune | finetune-all | freeze-bottom:N | "
+            "adapters:D (baselines train fixed root children at muNet's compute)",
+        )
         sp.add_argument(
             "overrides",
             nargs="*",
@@ -118,6 +156,31 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evolve", help="create or resume a system and evolve it")
     e.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
     run_options(e)
+    x = e.add_argument_group("execution (where candidates train)")
+    x.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        help="local (default): in this process; ray: the candidates of a generation batch in "
+        "parallel Ray workers (pip install 'munet[ray]')",
+    )
+    x.add_argument(
+        "--ray-address", help="Ray cluster to join, e.g. auto; default: start a local one"
+    )
+    x.add_argument(
+        "--workers", type=int, metavar="N", help="Ray workers (default: one per CPU or GPU share)"
+    )
+    x.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        metavar="F",
+        help="GPU share of each Ray worker, e.g. 1 or 0.25 (default 0: CPU workers)",
+    )
+    x.add_argument(
+        "--async-tasks",
+        action="store_true",
+        help="evolve several tasks at once, one agent per task iteration (needs --executor "
+        "ray; not reproducible bit for bit)",
+    )
     e.set_defaults(func=cmd_evolve)
 
     a = sub.add_parser("add-task", help="add tasks to an existing system and evolve them")
@@ -142,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="print the effective config")
     run_options(c)
     c.set_defaults(func=cmd_config)
+
+    rp = sub.add_parser("report", help="leaderboard, plots and an HTML report of stored systems")
+    rp.add_argument(
+        "--system", nargs="+", default=[DEFAULT_SYSTEM], help="one or more system directories"
+    )
+    rp.add_argument(
+        "--out", help="output directory (default: DIR/report for one system, else ./munet-report)"
+    )
+    rp.set_defaults(func=cmd_report)
+
+    from munet.serve.cli import add_serve_commands
+
+    add_serve_commands(sub)
     return p
 
 

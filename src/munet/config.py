@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from munet.errors import ConfigError
+from munet.system.baselines import parse_method
 from munet.system.hparams import BASE_DEFAULTS, BASE_SEARCH_SPACE, index_of
 
 DEFAULT_TASKS = [
@@ -24,6 +25,9 @@ DEFAULT_TASKS = [
     "builtin:digits",
     "builtin:fashion_mnist",
 ]
+
+#: Where and how a run executes, not what the system is: never taken from a stored config.
+EXECUTION_KEYS = ("executor", "ray_address", "workers", "gpus_per_worker", "async_tasks")
 
 #: Keys whose change would make stored results inconsistent (refused on resume).
 FROZEN_KEYS = (
@@ -49,10 +53,11 @@ FROZEN_KEYS = (
 class Config:
     """Everything a run depends on. Field docs are shown by ``munet config``."""
 
-    root: str = "builtin:vit_ti3"  # builtin:<name>
+    root: str = "builtin:vit_ti3"  # builtin:<name> | timm:<model>[.<tag>] | file:<weights>
+    root_weights: str | None = None  # weights file of a timm: root (not frozen: it may move)
     tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
     seed: int = 0
-    method: str = "munet"
+    method: str = "munet"  # munet | munet-no-autotune | finetune-all | freeze-bottom:N | adapters:D
     task_iterations: int = 2  # task iterations per task (round-robin)
     candidates_per_iteration: int = 8  # candidates trained per task iteration
     generation_batch_size: int = 4  # candidates trained together on the same batches
@@ -69,6 +74,11 @@ class Config:
     search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)
+    executor: str = "local"  # local (in this process) | ray (parallel workers)
+    ray_address: str | None = None  # Ray cluster to join, e.g. auto; None = start a local one
+    workers: int = 0  # ray workers; 0 = one per CPU (or per GPU share) of the cluster
+    gpus_per_worker: float = 0.0  # ray: GPU share of each worker (e.g. 0.5); 0 = CPU workers
+    async_tasks: bool = False  # ray: evolve several tasks at once (not reproducible bit for bit)
 
     # ---- derived ---------------------------------------------------------------------------
     def default_hparams(self) -> dict[str, Any]:
@@ -103,10 +113,13 @@ class Config:
             raise ConfigError(f"mutation_prob={self.mutation_prob} is out of range; use 0..1")
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} must be >= 0 (0 = torch's default)")
+        self._validate_executor()
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r} is unknown; use auto, cpu or cuda")
-        if self.method != "munet":
-            raise ConfigError(f"method={self.method!r} is not supported yet; use munet")
+        try:
+            parse_method(self.method)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         if not self.tasks:
             raise ConfigError("tasks is empty; give at least one task, e.g. tasks=builtin:digits")
         if len(set(self.tasks)) != len(self.tasks):
@@ -136,6 +149,38 @@ class Config:
                     ) from None
         return self
 
+    def _validate_executor(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise ConfigError(f"executor={self.executor!r} is unknown; use local or ray")
+        if self.ray_address is not None and not isinstance(self.ray_address, str):
+            raise ConfigError(f"ray_address={self.ray_address!r} must be a string, e.g. auto")
+        if self.workers < 0:
+            raise ConfigError(f"workers={self.workers} must be >= 0 (0 = one per CPU or GPU)")
+        g = self.gpus_per_worker
+        if g < 0 or (g > 1 and g != int(g)):
+            raise ConfigError(
+                f"gpus_per_worker={g:g} is invalid; use 0 (CPU), a fraction up to 1, or a whole "
+                "number"
+            )
+        gpu = self.device.startswith("cuda")
+        if self.executor == "ray" and ((self.device == "cpu" and g > 0) or (gpu and g == 0)):
+            raise ConfigError(
+                f"device={self.device} but gpus_per_worker={g:g}; with executor=ray the "
+                "workers' device follows --gpus-per-worker (0 = CPU), so leave device=auto"
+            )
+        if self.executor == "local":
+            for key, bad in (
+                ("ray_address", self.ray_address is not None),
+                ("workers", self.workers > 1),
+                ("gpus_per_worker", g > 0),
+                ("async_tasks", self.async_tasks),
+            ):
+                if bad:
+                    raise ConfigError(
+                        f"{key}={getattr(self, key)!r} needs executor=ray (the local executor "
+                        "trains one candidate at a time in this process); add --executor ray"
+                    )
+
 
 def _positive(cfg: Config, *names: str) -> None:
     for name in names:
@@ -161,6 +206,8 @@ def _coerce(key: str, value: Any) -> Any:
         raise ConfigError(f"{key}={value!r} must be true or false")
     if kind == "str" and not isinstance(value, str):
         raise ConfigError(f"{key}={value!r} must be a string")
+    if kind == "str | None" and value is not None and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r} must be a string or null")
     if kind.startswith("list") and key == "tasks" and isinstance(value, str):
         return [t.strip() for t in value.split(",") if t.strip()]
     if kind.startswith("list") and not isinstance(value, list):

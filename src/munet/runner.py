@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from munet.config import FROZEN_KEYS, Config, build_config
+from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config
 from munet.errors import ConfigError, StoreError, TaskError
 
 Log = Callable[[str], None]
@@ -110,14 +110,17 @@ def evolve_system(
 ) -> EvolveOutcome:
     """Create or resume the system in ``directory`` and evolve it to its budget."""
 
+    from munet.execute import open_executor
+    from munet.execute.agents import SkipAgentReplays, evolve_async
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
     from munet.store.lock import SystemLock
     from munet.store.system import SystemStore, task_rows
+    from munet.system.baselines import check_method_fits, configure_method, parse_method
     from munet.system.evolve import evolve
     from munet.system.hparams import search_space_for
     from munet.system.state import Settings, make_root_state
-    from munet.train.trainer import Trainer, TrainSettings
+    from munet.train.trainer import TrainSettings
 
     say = log or print
     t0 = time.time()
@@ -129,19 +132,27 @@ def evolve_system(
         store.read()
         stored_cfg = store.stored_config()
     overrides = dict(overrides or {})
-    cfg = build_config(config_file, overrides, base=stored_cfg)
+    base = {k: v for k, v in (stored_cfg or {}).items() if k not in EXECUTION_KEYS}
+    cfg = build_config(config_file, overrides, base=base)
     configure_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    # with executor=ray the workers' device follows gpus_per_worker, not the driver's GPUs
+    device = resolve_device(cfg.device) if cfg.executor == "local" else "cpu"
     tasks = load_tasks(cfg.tasks)
     if resuming:
         assert stored_cfg is not None
         _check_resume(stored_cfg, cfg, store.tasks(), tasks)
     root = load_root(cfg.root, log=say)
+    method = parse_method(cfg.method)
+    try:
+        check_method_fits(method, root.arch.depth)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     ops = TorchOps()
+    executor = open_executor(cfg, say)  # checks the cluster's resources before any write
     directory.parent.mkdir(parents=True, exist_ok=True)
     if not resuming:
         directory.mkdir(exist_ok=True)
-    with SystemLock(directory):
+    with executor, SystemLock(directory):
         if resuming:
             store.read()
             state = store.load_state()
@@ -163,7 +174,10 @@ def evolve_system(
             say(f"created system {directory} (root {root.spec}, P_ref {state.p_ref:,})")
         settings = Settings(
             space=search_space_for(
-                root.arch.depth, root.arch.patch_size, cfg.auto_tune, cfg.search_space
+                root.arch.depth,
+                root.arch.patch_size,
+                cfg.auto_tune and method.auto_tune,
+                cfg.search_space,
             ),
             mutation_prob=cfg.mutation_prob,
             scale_factor=cfg.scale_factor,
@@ -175,28 +189,30 @@ def evolve_system(
             candidates_per_iteration=cfg.candidates_per_iteration,
             generation_batch_size=cfg.generation_batch_size,
         )
-        trainer = Trainer(
+        state, settings, validations = configure_method(
+            method, state, settings, cfg.validations_per_candidate
+        )
+        trainer = executor.start(
             root.arch,
             tasks,
             TrainSettings(
                 batch_size=cfg.batch_size,
-                validations=cfg.validations_per_candidate,
+                validations=validations,
                 interval_cap=cfg.validation_interval_cap,
                 validation_batches=cfg.validation_batches,
                 device=device,
             ),
-            log=say,
         )
         progress = ProgressPrinter(state, settings, list(tasks), say, show_progress)
-        evolve(
-            state,
-            {n: d.num_classes for n, d in tasks.items()},
-            settings,
-            trainer,
-            store,
-            ops,
-            progress,
-        )
+        classes = {n: d.num_classes for n, d in tasks.items()}
+        if cfg.async_tasks:
+            agents = min(executor.workers, len(tasks))
+            executor.set_concurrent_batches(agents)
+            progress.tag_tasks = True
+            say(f"async task agents: up to {agents} tasks evolve at once")
+            evolve_async(state, classes, settings, trainer, store, ops, progress, agents)
+        else:
+            evolve(state, classes, settings, trainer, SkipAgentReplays(store), ops, progress)
         progress.close()
     order = {name: i for i, name in enumerate([*store.tasks(), *tasks])}
     rows = sorted(task_rows(state), key=lambda r: order.get(r["task"], len(order)))
@@ -223,6 +239,7 @@ class ProgressPrinter:
         )
         self.say = (lambda m: self.bar.write(m)) if not self.bar.disable else say
         self.trained = 0
+        self.tag_tasks = False  # name the task on candidate lines (tasks evolving at once)
 
     def __call__(self, event: str, **info: Any) -> None:
         if event == "iteration_start":
@@ -238,8 +255,9 @@ class ProgressPrinter:
             sc = "-" if r["score"] is None else f"{r['score']:.4f}"
             verdict = "accepted" if r["accepted"] else "rejected"
             muts = "; ".join(r["mutations"]) or "no mutation"
+            tag = f"{r['task']} " if self.tag_tasks else ""
             self.say(
-                f"  cand {r['candidate']:>2} path {r['path_id']:>4} <- {r['parent_id']:>4}"
+                f"  {tag}cand {r['candidate']:>2} path {r['path_id']:>4} <- {r['parent_id']:>4}"
                 f" ({r['parent_task']}) {q} score {sc} {verdict} "
                 f"[{r['seconds']:.1f}s] {muts}"
             )

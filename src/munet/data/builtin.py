@@ -375,12 +375,33 @@ def _builtin_source(
 register_source("builtin", _builtin_source)
 
 
+def _lazy_source(module: str, attr: str) -> SourceLoader:
+    """A loader that imports its module on first use (PIL, torchvision stay out of --help)."""
+
+    def load(rest: str, cache_dir: PathLike | None, *, max_per_class: int | None = None):
+        import importlib
+
+        loader = getattr(importlib.import_module(module), attr)
+        return loader(rest, cache_dir, max_per_class=max_per_class)
+
+    return load
+
+
+register_source("imagefolder", _lazy_source("munet.data.imagefolder", "load_imagefolder"))
+register_source("torchvision", _lazy_source("munet.data.torchvision_source", "load_torchvision"))
+register_source("taskfile", _lazy_source("munet.data.taskfile", "load_taskfile"))
+TASKFILE_SUFFIXES = (".yaml", ".yml")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``prefix:rest``; a bare name means ``builtin:name``."""
+    """Split ``prefix:rest``; a bare name means ``builtin:name``, a bare ``.yaml`` path a task
+    file."""
     if not isinstance(spec, str) or not spec.strip():
         raise TaskError(f"task spec {spec!r} is empty; use e.g. builtin:fashion_mnist")
     spec = spec.strip()
     if ":" not in spec:
+        if spec.lower().endswith(TASKFILE_SUFFIXES):
+            return "taskfile", spec
         return "builtin", spec
     prefix, rest = spec.split(":", 1)
     return prefix.strip().lower(), rest.strip()
@@ -389,7 +410,9 @@ def parse_spec(spec: str) -> tuple[str, str]:
 def load_task(
     spec: str, cache_dir: PathLike | None = None, *, max_per_class: int | None = None
 ) -> TaskData:
-    """Load a task from its spec: ``builtin:<name>`` or a bare ``<name>``.
+    """Load a task from its spec: ``builtin:<name>`` (or a bare ``<name>``),
+    ``imagefolder:<dir>[?options]``, ``torchvision:<DatasetClass>:<root>[?options]`` or
+    ``taskfile:<file.yaml>`` (or a bare ``<file.yaml>``).
 
     ``max_per_class`` keeps at most that many examples per class in each split (for quick runs).
     """

@@ -37,14 +37,17 @@ def load_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | No
         return None
 
 
-def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temp file + os.replace); warn if impossible."""
+def save_arrays(path: Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
+    """Write ``arrays`` to ``path`` atomically (temp file + os.replace); warn if impossible.
+
+    ``compress=False`` suits photos, which zlib barely shrinks at a high cost in time.
+    """
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            (np.savez_compressed if compress else np.savez)(f, **arrays)
         os.replace(tmp, path)
         tmp = None
     except OSError as err:

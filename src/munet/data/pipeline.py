@@ -129,56 +129,66 @@ def sample_crop_boxes(
     return torch.stack([x0, y0, x0 + cw, y0 + ch], dim=1)
 
 
-def _uniform(n: int, lo: float, hi: float, generator: torch.Generator) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=generator)
+def _uniform(
+    n: int, lo: float, hi: float, generator: torch.Generator, device: torch.device | None = None
+) -> torch.Tensor:
+    out = lo + (hi - lo) * torch.rand(n, 1, 1, 1, generator=generator)
+    return out if device is None else out.to(device)
 
 
 def _color_jitter(x: torch.Tensor, ds: dict[str, Any], g: torch.Generator) -> torch.Tensor:
     """Brightness, contrast, saturation, hue jitter of an RGB batch in [0, 1]."""
-    n = x.shape[0]
+    n, dev = x.shape[0], x.device
     if (d := ds["ds_brightness_delta"]) > 0:
-        x = x + _uniform(n, -d, d, g)
+        x = x + _uniform(n, -d, d, g, dev)
     if (d := ds["ds_contrast_delta"]) > 0:
         mean = x.mean(dim=(2, 3), keepdim=True)
-        x = (x - mean) * _uniform(n, 1 - d, 1 + d, g) + mean
+        x = (x - mean) * _uniform(n, 1 - d, 1 + d, g, dev) + mean
     if (d := ds["ds_saturation_delta"]) > 0:
         gray = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]).expand_as(x)
-        x = gray + (x - gray) * _uniform(n, 1 - d, 1 + d, g)
+        x = gray + (x - gray) * _uniform(n, 1 - d, 1 + d, g, dev)
     if (d := ds["ds_hue_delta"]) > 0:
         angle = 2 * math.pi * _uniform(n, -d, d, g).view(n).double()
         cos, sin = torch.cos(angle), torch.sin(angle)
         rot = torch.zeros(n, 3, 3, dtype=torch.float64)
         rot[:, 0, 0] = 1.0
         rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-        mat = (_YIQ2RGB @ rot @ _RGB2YIQ).float()
+        mat = (_YIQ2RGB @ rot @ _RGB2YIQ).float().to(dev)
         x = torch.einsum("nij,njhw->nihw", mat, x)
     return x
 
 
 def augment_batch(
-    x_uint8: torch.Tensor, ds: Mapping[str, Any], generator: torch.Generator
+    x_uint8: torch.Tensor,
+    ds: Mapping[str, Any],
+    generator: torch.Generator,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Training transform of one batch -> float32 [B, 3, S, S] in [-1, 1].
 
     Random crop (skipped when ds_area_range_min == 1), 50% horizontal flip, brightness /
     contrast / saturation / hue jitter (each only when its delta > 0), resize to ds_image_size,
-    scale to [-1, 1], clip. All randomness comes from ``generator``.
+    scale to [-1, 1], clip. All randomness comes from ``generator`` (a CPU generator, so the
+    random draws are the same on every device); with ``device`` the pixel work runs there and
+    only the uint8 batch and a few per-image numbers cross to it.
     """
     _check_images(x_uint8)
     ds = resolve_ds(ds)
     size = ds["ds_image_size"]
     b, c, h, w = x_uint8.shape
-    x = x_uint8.float()
+    x = (x_uint8 if device is None else x_uint8.to(device, non_blocking=True)).float()
     if ds["ds_area_range_min"] < 1.0 and b > 0:
         boxes = sample_crop_boxes(
             b, h, w, ds["ds_area_range_min"], ds["ds_aspect_ratio_range_min"], generator
         )
         rois = torch.cat([torch.arange(b, dtype=torch.float64)[:, None], boxes], 1).float()
-        x = roi_align(x, rois, output_size=(size, size), sampling_ratio=-1, aligned=True)
+        x = roi_align(
+            x, rois.to(x.device), output_size=(size, size), sampling_ratio=-1, aligned=True
+        )
     else:
         x = _resize(x, size)
     if ds["ds_flip_left_right"]:
-        flip = torch.rand(b, generator=generator) < 0.5
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)
         x = torch.where(flip.view(b, 1, 1, 1), x.flip(3), x)
     jitter = any(ds[k] > 0 for k in DS_DEFAULTS if k.endswith("_delta"))
     if jitter:
@@ -199,9 +209,19 @@ class TrainStream:
     Examples are visited in epoch-wise permutations drawn from ``torch.Generator(seed)``; a
     batch that crosses an epoch boundary continues into the next permutation. Every iteration
     restarts the stream, so equal (task, ds, batch_size, seed) give bit-identical batches.
+
+    With ``device`` (e.g. the trainer's GPU) the augmentation runs there: the random draws are
+    unchanged, only the pixel arithmetic moves, so a GPU is not left waiting on the CPU.
     """
 
-    def __init__(self, task: TaskData, ds: Mapping[str, Any] | None, batch_size: int, seed: int):
+    def __init__(
+        self,
+        task: TaskData,
+        ds: Mapping[str, Any] | None,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str | None = None,
+    ):
         if batch_size < 1:
             raise ConfigError(f"batch_size={batch_size} is invalid; use a positive integer")
         if task.train_y.numel() == 0:
@@ -210,6 +230,7 @@ class TrainStream:
         self.ds = resolve_ds(ds)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
+        self.device = None if device is None or str(device) == "cpu" else torch.device(device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order_gen = torch.Generator().manual_seed(derive_seed(self.seed, 0))
@@ -220,8 +241,9 @@ class TrainStream:
             while pending.numel() < self.batch_size:
                 pending = torch.cat([pending, torch.randperm(n, generator=order_gen)])
             idx, pending = pending[: self.batch_size], pending[self.batch_size :]
-            x = augment_batch(self.task.train_x[idx], self.ds, aug_gen)
-            yield x, self.task.train_y[idx]
+            x = augment_batch(self.task.train_x[idx], self.ds, aug_gen, self.device)
+            y = self.task.train_y[idx]
+            yield x, (y if self.device is None else y.to(self.device, non_blocking=True))
 
 
 def val_subset(

@@ -1,7 +1,8 @@
 """Roots: the pretrained ViT a system grows from, split into components (spec §1.1, §11).
 
 ``builtin:<name>`` roots are small ViTs munet pretrains itself, offline, on glyphs rendered from
-matplotlib's fonts (a corpus disjoint from the built-in tasks), cached on disk.
+matplotlib's fonts (a corpus disjoint from the built-in tasks), cached on disk. ``timm:`` and
+``file:`` roots (pretrained timm ViTs) live in :mod:`munet.model.roots_timm`.
 """
 
 from __future__ import annotations
@@ -120,16 +121,39 @@ def timm_model(arch: RootArch, num_classes: int) -> torch.nn.Module:
     )
 
 
-def load_root(spec: str, log: Callable[[str], None] | None = None) -> Root:
-    """Load a root by spec: ``builtin:<name>`` (pretrained on first use and cached)."""
+def load_root(
+    spec: str,
+    log: Callable[[str], None] | None = None,
+    weights: str | os.PathLike | None = None,
+) -> Root:
+    """Load a root by spec (never downloads anything).
+
+    - ``builtin:<name>``: a small ViT pretrained by munet on first use and cached;
+    - ``timm:<name>[.<tag>]``: a timm ViT; weights from ``weights`` (``--root-weights``: a
+      safetensors file, a torch state dict or an AugReg ``.npz``) or the local Hugging Face /
+      torch hub cache;
+    - ``file:<path>``: a weights file with a JSON/YAML sidecar naming its timm architecture.
+    """
     kind, _, name = spec.partition(":")
     if not name:
         kind, name = "builtin", spec
     if kind == "builtin":
+        if weights is not None:
+            raise RootError(
+                f"--root-weights is only for timm: roots; builtin:{name} is pretrained by munet"
+            )
         return load_builtin(name, log)
+    if kind == "timm":
+        from munet.model.roots_timm import load_timm_root
+
+        return load_timm_root(name, weights, log)
+    if kind == "file":
+        from munet.model.roots_timm import load_file_root
+
+        return load_file_root(name, weights, log)
     raise RootError(
         f"root {spec!r} has an unknown kind {kind!r}; use builtin:<name> "
-        f"(known: {', '.join(BUILTIN_ROOTS)})"
+        f"(known: {', '.join(BUILTIN_ROOTS)}), timm:<model>[.<tag>] or file:<weights>"
     )
 
 

@@ -1,0 +1,137 @@
+"""``munet predict``, ``munet export`` and ``munet serve``: parsing here, work in the library.
+
+Only argparse at import time, so ``munet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from munet.cli import DEFAULT_SYSTEM
+from munet.errors import MunetError
+
+FILES_PER_CALL = 256  # bounds memory when predicting a large folder
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from munet.runner import configure_threads, resolve_device
+    from munet.serve.system import load
+
+    configure_threads(args.threads)
+    return load(args.system, device=resolve_device(args.device), batch_size=args.batch_size)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from munet.serve.images import image_files
+
+    if args.top_k < 1:
+        raise MunetError(f"--top-k {args.top_k} is invalid; use a positive integer")
+    system = _open(args)
+    system.task_info(args.task)  # unknown task: fail before reading images
+    files = image_files(args.images)
+    rows: list[dict[str, Any]] = []
+    for lo in range(0, len(files), FILES_PER_CALL):
+        chunk = files[lo : lo + FILES_PER_CALL]
+        preds = system.predict(args.task, [str(f) for f in chunk], top_k=args.top_k)
+        for f, pred in zip(chunk, preds, strict=True):
+            row = {"path": str(f), **pred}
+            rows.append(row)
+            if not args.json:
+                print(_line(row, args.top_k))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+def _line(row: dict[str, Any], top_k: int) -> str:
+    line = f"{row['path']}\t{row['class_name']}\t{row['probability']:.4f}"
+    if top_k > 1:
+        rest = ", ".join(f"{t['class_name']} {t['probability']:.4f}" for t in row["top_k"][1:])
+        line += f"\t({rest})"
+    return line
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from munet.serve.export import export_task
+
+    system = _open(args)
+    done = export_task(system, args.task, args.out, args.format)
+    for f in done["files"]:
+        print(f"wrote {f}")
+    cfg = json.loads(open(done["files"][-1]).read())
+    if done["max_abs_diff"] is not None:
+        print(f"checked: max |logit difference| to the system's model {done['max_abs_diff']:.3g}")
+    if "usage" in cfg:
+        print(f"plain timm state dict; load with: {cfg['usage']}")
+    if "note" in cfg:
+        print(cfg["note"])
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise MunetError(
+            f"munet serve needs the serve extra ({err.name} is missing); pip install 'munet[serve]'"
+        ) from None
+    from munet.serve.app import ServeSettings, serve
+
+    system = _open(args)
+    settings = ServeSettings(
+        batch_wait_ms=args.batch_wait_ms,
+        max_batch_images=args.max_batch_images,
+        max_images=args.max_images,
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+    )
+    print(
+        f"serving {len(system.tasks)} tasks ({', '.join(system.tasks)}) from {args.system} "
+        f"on http://{args.host}:{args.port}"
+    )
+    serve(system, args.host, args.port, settings, log_level=args.log_level)
+    return 0
+
+
+def _system_options(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
+    sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    sp.add_argument(
+        "--batch-size",
+        type=int,
+        default=32,
+        help="images per forward call; inputs are padded to a multiple of it so results do not "
+        "depend on batching (default: 32)",
+    )
+    sp.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = auto)")
+
+
+def add_serve_commands(sub: Any) -> None:
+    """Add the predict, export and serve subcommands to the ``munet`` parser."""
+    p = sub.add_parser("predict", help="classify images with one task's model")
+    _system_options(p)
+    p.add_argument("--task", required=True, help="task name (see GET /v1/tasks or tasks.csv)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of them")
+    p.add_argument("--top-k", type=int, default=1, help="also list the next K-1 classes")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
+    p.set_defaults(func=cmd_predict)
+
+    e = sub.add_parser("export", help="export one task's model (safetensors + JSON, or ONNX)")
+    _system_options(e)
+    e.add_argument("--task", required=True, help="task name")
+    e.add_argument("--out", required=True, help="output file (or existing folder)")
+    e.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors")
+    e.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="serve every task over HTTP (needs the serve extra)")
+    _system_options(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--batch-wait-ms", type=float, default=5.0, help="micro-batch collection window")
+    s.add_argument("--max-batch-images", type=int, default=128, help="images per micro-batch")
+    s.add_argument("--max-images", type=int, default=32, help="images per request")
+    s.add_argument("--max-upload-mb", type=float, default=8.0, help="request body limit")
+    s.add_argument("--log-level", default="info", help="uvicorn log level")
+    s.set_defaults(func=cmd_serve)

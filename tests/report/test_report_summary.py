@@ -1,0 +1,180 @@
+"""The report's numbers against the stored system; lineage, component roles, Pareto front."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from munet.report.plot_evolution import acceptance, lineage_hparams
+from munet.report.plot_tradeoff import pareto_front
+from munet.report.summary import (
+    ADAPTER,
+    INHERITED,
+    OWN,
+    ROOT,
+    Role,
+    SystemSummary,
+    component_columns,
+    component_roles,
+    display_names,
+    lineage,
+    load_summary,
+)
+from munet.store.system import SystemStore
+from munet.system.arch import RootArch
+from munet.system.baselines import Method, assemble_baseline_child
+from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.score import accounted_params, private_params
+from munet.system.state import NullOps, Settings, make_root_state
+
+
+def stored(d):
+    store = SystemStore(d)
+    store.read()
+    return store, store.load_state(load_tensors=False)
+
+
+def csv_rows(d):
+    return list(csv.DictReader(open(Path(d) / "candidates.csv")))
+
+
+def test_leaderboard_numbers_equal_the_stored_system(two_task_system):
+    s = load_summary(two_task_system)
+    _, state = stored(two_task_system)
+    rows = csv_rows(two_task_system)
+    assert [r.task for r in s.rows] == ["digits", "glyph_digits"]
+    per_task = defaultdict(list)
+    for r in rows:
+        per_task[r["task"]].append(r)
+    for r in s.rows:
+        path = state.retained(r.task)
+        assert r.path_id == path.id
+        assert r.test_accuracy == path.metrics["test_quality"]
+        assert r.val_accuracy == path.metrics["quality"]
+        assert r.accounted_params == accounted_params(path)
+        assert r.private_params == private_params(path)
+        assert r.candidates == len(per_task[r.task]) == 6  # 2 iterations × 3 candidates
+        assert r.accepted == sum(x["accepted"] == "True" for x in per_task[r.task])
+        assert r.images == sum(int(x["images"]) for x in per_task[r.task])
+        assert r.seconds == pytest.approx(sum(float(x["seconds"]) for x in per_task[r.task]))
+    want_ppt = np.mean([accounted_params(state.retained(t)) for t in ("digits", "glyph_digits")])
+    assert s.params_per_task == pytest.approx(want_ppt, rel=1e-12)
+    assert s.mean_test_accuracy == pytest.approx(
+        np.mean([state.retained(t).metrics["test_quality"] for t in state.population])
+    )
+    assert len(s.candidates) == len(rows) == 12
+    assert s.images == sum(int(x["images"]) for x in rows)
+    assert s.method == "munet" and s.label == "munet"
+
+
+def test_lineage_walks_the_recorded_parents_from_the_root(two_task_system):
+    s = load_summary(two_task_system)
+    parent = {int(r["path_id"]): int(r["parent_id"]) for r in csv_rows(two_task_system)}
+    task_of = {int(r["path_id"]): r["task"] for r in csv_rows(two_task_system)}
+    for r in s.rows:
+        assert r.lineage[0] == (0, "root") and r.lineage[-1] == (r.path_id, r.task)
+        for (up, _), (down, task) in zip(r.lineage, r.lineage[1:], strict=False):
+            assert parent[down] == up and task_of[down] == task
+        assert r.lineage_tasks[0] == "root" and r.lineage_tasks[-1] == r.task
+        assert r.lineage_text == " → ".join(r.lineage_tasks)
+        assert r.transferred_from == [t for t in r.lineage_tasks if t not in ("root", r.task)]
+        hps = lineage_hparams(s, r.task)
+        assert (
+            len(hps) == len(r.lineage)
+            and hps[-1] == stored(two_task_system)[1].retained(r.task).hparams
+        )
+    records = [
+        {"path_id": 5, "parent_id": 3, "task": "b"},
+        {"path_id": 3, "parent_id": 1, "task": "a"},
+        {"path_id": 1, "parent_id": 0, "task": "a"},
+    ]
+    assert lineage(5, records) == [(0, "root"), (1, "a"), (3, "a"), (5, "b")]
+
+
+def test_acceptance_counts_only_mutated_candidates(two_task_system):
+    s = load_summary(two_task_system)
+    rows = csv_rows(two_task_system)
+    got = acceptance(s)
+    for task, per_iter in got.items():
+        for it, (k, n) in enumerate(per_iter):
+            mine = [
+                r
+                for r in rows
+                if r["task"] == task and int(r["iteration"]) == it and r["seed_phase"] == "False"
+            ]
+            assert (k, n) == (sum(r["accepted"] == "True" for r in mine), len(mine))
+
+
+TI3 = RootArch(
+    embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
+)
+
+
+def test_component_roles_name_root_inherited_private_and_adapter():
+    s = Settings(space=search_space_for(3, 16), defaults=dict(BASE_DEFAULTS))
+    params = {n: None for n in TI3.component_names({"num_layers": 3})}
+    state = make_root_state(TI3, params, s.defaults, NullOps())
+    records = []
+
+    def keep(path):
+        path.metrics["quality"] = 0.5
+        records.append(
+            {
+                "task": path.task,
+                "path_id": path.id,
+                "parent_id": path.parent.id,
+                "trainable_ids": [c.id for c in path.trainable_components()],
+                "hparams": path.hparams,
+            }
+        )
+        state.begin_iteration(path.task)
+        state.accept(path)
+        state.end_iteration(path.task, s)
+
+    a, _ = assemble_baseline_child(state, "a", 3, {}, Method("freeze-bottom", 2), NullOps(), s)
+    keep(a)
+    b, _ = state.assemble_child(a, "b", 4, {}, False, np.random.default_rng(0), NullOps(), s)
+    keep(b)
+    c, _ = assemble_baseline_child(state, "c", 5, {}, Method("adapters", 8), NullOps(), s)
+    keep(c)
+    summary = SystemSummary("x", Path("x"), {}, "r", state, [], records)
+    summary.creators = {cid: r["task"] for r in records for cid in r["trainable_ids"]}
+    roles = component_roles(summary)
+    assert roles["a"]["embedding"] == Role(ROOT, "root", 3)
+    assert roles["a"]["encoderblock_2"] == Role(OWN, "clone", 2)
+    assert roles["a"]["head"] == Role(OWN, "new", 1)
+    assert roles["b"]["encoderblock_2"] == Role(INHERITED, "a", 2)
+    assert roles["b"]["encoder_norm"] == Role(INHERITED, "a", 2)
+    assert roles["b"]["encoderblock_1"] == Role(ROOT, "root", 3)
+    assert roles["c"]["residual_adapter_0"] == Role(ADAPTER, "new", 1)
+    assert roles["c"]["encoderblock_2"] == Role(ROOT, "root", 1)
+    assert component_columns(state) == [
+        "embedding",
+        "cls",
+        "posembed_input",
+        "residual_adapter_0",
+        "encoderblock_0",
+        "residual_adapter_1",
+        "encoderblock_1",
+        "residual_adapter_2",
+        "encoderblock_2",
+        "encoder_norm",
+        "head",
+    ]
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    pts = [(1.0, 0.5), (2.0, 0.6), (3.0, 0.55), (2.0, 0.4), (1.0, 0.5), (4.0, 0.9)]
+    assert pareto_front(pts) == [0, 4, 1, 5]
+    assert pareto_front([(5.0, 0.1)]) == [0]
+    assert pareto_front([(1.0, 0.2), (1.0, 0.3)]) == [1]
+
+
+def test_display_names_are_the_shortest_distinct_suffixes(tmp_path):
+    a, b = tmp_path / "m1" / "seed0", tmp_path / "m2" / "seed0"
+    assert display_names([a, b]) == ["m1/seed0", "m2/seed0"]
+    assert display_names([tmp_path / "one", tmp_path / "two"]) == ["one", "two"]

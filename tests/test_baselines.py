@@ -1,0 +1,230 @@
+"""Baselines as configurations of the engine (spec §7.4): trainable sets, budget, end to end."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+
+import pytest
+from tiny import tiny_args
+
+from munet.cli import main
+from munet.config import build_config
+from munet.errors import ConfigError
+from munet.store.check import check_locks
+from munet.store.system import SystemStore
+from munet.system.arch import RootArch
+from munet.system.baselines import (
+    BaselineState,
+    Method,
+    assemble_baseline_child,
+    check_method_fits,
+    configure_method,
+    matched_budget,
+    parse_method,
+    trainable_names,
+)
+from munet.system.component import NOT_TRAINABLE
+from munet.system.evolve import CandidateResult, evolve
+from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.score import accounted_params
+from munet.system.state import NullOps, Settings, make_root_state
+
+TI3 = RootArch(
+    embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
+)
+ROOT_NAMES = ["embedding", "cls", "posembed_input", "encoderblock_0", "encoderblock_1"]
+ROOT_NAMES += ["encoderblock_2", "encoder_norm"]
+
+
+def new_state(**kw):
+    s = Settings(space=search_space_for(3, 16), defaults=dict(BASE_DEFAULTS), **kw)
+    params = {n: None for n in TI3.component_names({"num_layers": 3})}
+    return make_root_state(TI3, params, s.defaults, NullOps()), s
+
+
+def child(method: str, task: str = "a", classes: int = 10):
+    state, s = new_state()
+    c, rec = assemble_baseline_child(state, task, classes, {}, parse_method(method), NullOps(), s)
+    return state, c, rec
+
+
+def test_parse_method_accepts_the_five_forms_and_names_bad_values():
+    assert parse_method("munet") == Method("munet")
+    assert parse_method("munet-no-autotune").auto_tune is False
+    assert parse_method("finetune-all") == Method("finetune-all")
+    assert parse_method("freeze-bottom:2") == Method("freeze-bottom", 2)
+    assert parse_method("adapters:16") == Method("adapters", 16)
+    assert str(parse_method("adapters:16")) == "adapters:16"
+    assert parse_method("munet").evolves and not parse_method("finetune-all").evolves
+    for bad in ("sgd", "adapters", "adapters:0", "freeze-bottom:-1", "freeze-bottom:x", "munet:1"):
+        with pytest.raises(ValueError, match="method="):
+            parse_method(bad)
+    with pytest.raises(ConfigError, match="unknown; use one of munet"):
+        build_config(None, {"method": "lora"})
+    assert build_config(None, {"method": "freeze-bottom:2"}).method == "freeze-bottom:2"
+    with pytest.raises(ValueError, match="freeze-bottom:0..3"):
+        check_method_fits(Method("freeze-bottom", 4), 3)
+
+
+def test_finetune_all_clones_every_root_component_and_adds_a_head():
+    state, c, rec = child("finetune-all")
+    names = [x.name for x in c.components]
+    assert names == ROOT_NAMES[:-1] + ["encoder_norm", "head"]
+    assert [x.name for x in c.trainable_components()] == names
+    for x in c.components:
+        if x.name == "head":
+            assert x.origin == "new" and x.shapes["weight"] == (10, 192)
+        else:
+            assert x.origin == f"clone:{state.root.component(x.name).id}"
+    assert c.parent is state.root and c.metrics["generation"] == 1
+    assert rec == [
+        "finetune-all trains embedding, cls, posembed_input, encoderblock_0, encoderblock_1, "
+        "encoderblock_2, encoder_norm, head"
+    ]
+
+
+def test_freeze_bottom_shares_the_bottom_with_the_root():
+    state, c, _ = child("freeze-bottom:2")
+    assert [x.name for x in c.trainable_components()] == ["encoderblock_2", "encoder_norm", "head"]
+    frozen = ["embedding", "cls", "posembed_input", "encoderblock_0", "encoderblock_1"]
+    for name in frozen:
+        assert c.component(name) is state.root.component(name)
+        assert c.component(name).locks == {NOT_TRAINABLE}
+    assert (
+        c.component("encoderblock_2").origin == f"clone:{state.root.component('encoderblock_2').id}"
+    )
+    _, c0, _ = child("freeze-bottom:0")
+    assert [x.name for x in c0.trainable_components()] == [
+        "encoderblock_0",
+        "encoderblock_1",
+        "encoderblock_2",
+        "encoder_norm",
+        "head",
+    ]
+    _, c3, _ = child("freeze-bottom:3")
+    assert [x.name for x in c3.trainable_components()] == ["encoder_norm", "head"]
+
+
+def test_adapters_go_before_every_block_and_train_with_norm_and_head():
+    state, c, _ = child("adapters:16")
+    assert [x.name for x in c.components] == [
+        "embedding",
+        "cls",
+        "posembed_input",
+        "residual_adapter_0",
+        "encoderblock_0",
+        "residual_adapter_1",
+        "encoderblock_1",
+        "residual_adapter_2",
+        "encoderblock_2",
+        "encoder_norm",
+        "head",
+    ]
+    assert [x.name for x in c.trainable_components()] == [
+        "residual_adapter_0",
+        "residual_adapter_1",
+        "residual_adapter_2",
+        "encoder_norm",
+        "head",
+    ]
+    assert c.hparams["adapter_layers"] == [0, 1, 2] and c.hparams["adapter_dim"] == 16
+    assert c.component("residual_adapter_1").shapes["fc1.weight"] == (16, 192)
+    assert c.component("residual_adapter_1").origin == "new"
+    assert c.component("encoderblock_0") is state.root.component("encoderblock_0")
+    assert trainable_names(Method("adapters", 8), ["encoderblock_0", "head"]) == ["head"]
+
+
+def test_matched_budget_gives_baselines_exactly_munets_candidate_intervals():
+    # defaults: 2 iterations × 8 candidates × V=4 = 64 intervals = 4 replicas × 16
+    assert matched_budget(2, 8, 4, 4) == matched_budget(2, 8, 4, 4).__class__(4, 16)
+    b = matched_budget(2, 3, 3, 2)  # the tiny test config
+    assert (b.replicas, b.validations) == (3, 4)
+    b = matched_budget(2, 3, 4, 2)  # 6 candidates do not split into batches of 4: use 2
+    assert (b.replicas, b.validations) == (2, 6)
+    for t, c, g, v in [(2, 8, 4, 4), (1, 5, 3, 2), (3, 7, 8, 5)]:
+        b = matched_budget(t, c, g, v)
+        assert b.replicas * b.validations == t * c * v and b.replicas <= g
+
+
+class FakeTrainer:
+    def __init__(self):
+        self.trained = []
+
+    def train_generation(self, task, children, ds, seed):
+        self.trained += children
+        return [
+            CandidateResult(0.5 + 0.01 * c.id, {x.id: None for x in c.trainable_components()})
+            for c in children
+        ]
+
+    def test(self, path):
+        return {"test_quality": path.metrics["quality"]}
+
+
+class NullRecorder:
+    def replay(self, *a):
+        return None
+
+    def generation_done(self, *a):
+        pass
+
+    def iteration_done(self, *a):
+        pass
+
+
+def test_baseline_runs_in_the_unchanged_loop_as_fixed_root_children():
+    state, s = new_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
+    state, s, v = configure_method(Method("freeze-bottom", 1), state, s, validations=3)
+    assert isinstance(state, BaselineState) and (s.candidates_per_iteration, v) == (2, 12)
+    trainer = FakeTrainer()
+    evolve(state, {"a": 3, "b": 5}, s, trainer, NullRecorder(), NullOps())
+    assert [c.task for c in trainer.trained] == ["a", "a", "b", "b"]
+    assert all(c.parent is state.root for c in trainer.trained)
+    assert state.iterations_done == {"a": 1, "b": 1}
+    a, b = state.retained("a"), state.retained("b")
+    assert a is trainer.trained[1] and b is trainer.trained[3]  # higher id, higher fake quality
+    assert check_locks(state) == []
+    shared = [x for x in a.components if x in b.components]
+    assert [x.name for x in shared] == ["embedding", "cls", "posembed_input", "encoderblock_0"]
+    assert all(x.locks == {NOT_TRAINABLE, "a", "b"} for x in shared)
+    private = sum(x.size for x in a.components if x not in shared)
+    assert accounted_params(a) == sum(x.size for x in shared) / 2 + private
+    # muNet itself is left as configured
+    s2 = new_state()[1]
+    st, s3, v3 = configure_method(Method("munet"), state, s2, 4)
+    assert st is state and s3 is s2 and v3 == 4
+
+
+def by_task(rows, key):
+    out = defaultdict(int)
+    for r in rows:
+        out[r["task"]] += int(r[key])
+    return dict(out)
+
+
+def test_freeze_bottom_end_to_end_matches_munets_training_images(tmp_path, two_task_system):
+    d = tmp_path / "fb"
+    assert (
+        main(tiny_args(d, "builtin:digits,builtin:glyph_digits", "--method", "freeze-bottom:1"))
+        == 0
+    )
+    rows = list(csv.DictReader(open(d / "candidates.csv")))
+    munet_rows = list(csv.DictReader(open(two_task_system / "candidates.csv")))
+    # tiny config: 2 iterations × 3 candidates × 2 intervals -> 3 replicas × 4 intervals
+    assert by_task(rows, "images") == by_task(munet_rows, "images")
+    assert [r["task"] for r in rows] == ["digits"] * 3 + ["glyph_digits"] * 3
+    assert {r["parent_id"] for r in rows} == {"0"} and {r["seed_phase"] for r in rows} == {"True"}
+    store = SystemStore(d)
+    store.read()
+    state = store.load_state(load_tensors=False)
+    assert store.stored_config()["method"] == "freeze-bottom:1"
+    for rec in store.candidate_rows():
+        comps = {c.id: c for c in state.live_components().values()}
+        names = [comps[i].name for i in rec["trainable_ids"] if i in comps]
+        if rec["accepted"] and rec["path_id"] == state.retained(rec["task"]).id:
+            assert names == ["encoderblock_1", "encoder_norm", "head"]
+        assert len(rec["history"]) == 4
+    assert check_locks(state) == []
+    # resume refuses a method change
+    assert main(tiny_args(d, "builtin:digits,builtin:glyph_digits", "--method", "munet")) == 2
