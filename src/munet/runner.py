@@ -40,6 +40,21 @@ def configure_threads(threads: int) -> int:
     return torch.get_num_threads()
 
 
+def fit_image_size(cfg: Config, patch_size: int) -> None:
+    """The default image size must be a multiple of the root's patch (e.g. 14 for some ViTs):
+    pick the smallest valid size >= the default unless the user set one explicitly."""
+    from munet.system.hparams import image_sizes_for
+
+    size = cfg.default_hparams()["ds_image_size"]
+    if size % patch_size == 0:
+        return
+    sizes = image_sizes_for(patch_size)
+    if "ds_image_size" in cfg.hparams:
+        raise ConfigError(f"hparams.ds_image_size={size} is not a multiple of the root's patch "
+                          f"size {patch_size}; use one of {sizes[:6]}")
+    cfg.hparams["ds_image_size"] = next((s for s in sizes if s >= size), sizes[-1])
+
+
 def load_tasks(specs: list[str]) -> dict[str, Any]:
     """Load every task's data (before anything is written); names must be unique."""
     from munet.data.builtin import load_task
@@ -141,7 +156,8 @@ def evolve_system(
     if resuming:
         assert stored_cfg is not None
         _check_resume(stored_cfg, cfg, store.tasks(), tasks)
-    root = load_root(cfg.root, log=say)
+    root = load_root(cfg.root, log=say, weights=cfg.root_weights)
+    fit_image_size(cfg, root.arch.patch_size)
     method = parse_method(cfg.method)
     try:
         check_method_fits(method, root.arch.depth)

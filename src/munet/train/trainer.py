@@ -164,7 +164,7 @@ class Trainer:
             (x.to(device), y.to(device))
             for x, y in self._val_batches(task, int(ds["ds_image_size"]))
         ]
-        stream = iter(TrainStream(data, dict(ds), s.batch_size, seed))
+        stream = iter(TrainStream(data, dict(ds), s.batch_size, seed, device=device))
         for step in range(total):
             x, y = next(stream)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
