@@ -63,6 +63,8 @@ def test_parse_method_accepts_the_five_forms_and_names_bad_values():
     with pytest.raises(ConfigError, match="unknown; use one of munet"):
         build_config(None, {"method": "lora"})
     assert build_config(None, {"method": "freeze-bottom:2"}).method == "freeze-bottom:2"
+    with pytest.raises(ConfigError, match="set async_tasks=false"):
+        build_config(None, {"method": "adapters:8", "executor": "ray", "async_tasks": True})
     with pytest.raises(ValueError, match="freeze-bottom:0..3"):
         check_method_fits(Method("freeze-bottom", 4), 3)
 

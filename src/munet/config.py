@@ -117,9 +117,14 @@ class Config:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"device={self.device!r} is unknown; use auto, cpu or cuda")
         try:
-            parse_method(self.method)
+            method = parse_method(self.method)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        if self.async_tasks and not method.evolves:
+            raise ConfigError(
+                f"method={self.method} is a baseline and runs only in the ordinary loop; "
+                "set async_tasks=false"
+            )
         if not self.tasks:
             raise ConfigError("tasks is empty; give at least one task, e.g. tasks=builtin:digits")
         if len(set(self.tasks)) != len(self.tasks):

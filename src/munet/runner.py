@@ -50,8 +50,10 @@ def fit_image_size(cfg: Config, patch_size: int) -> None:
         return
     sizes = image_sizes_for(patch_size)
     if "ds_image_size" in cfg.hparams:
-        raise ConfigError(f"hparams.ds_image_size={size} is not a multiple of the root's patch "
-                          f"size {patch_size}; use one of {sizes[:6]}")
+        raise ConfigError(
+            f"hparams.ds_image_size={size} is not a multiple of the root's patch "
+            f"size {patch_size}; use one of {sizes[:6]}"
+        )
     cfg.hparams["ds_image_size"] = next((s for s in sizes if s >= size), sizes[-1])
 
 
