@@ -157,3 +157,20 @@ def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
     _judge(state, s, kids[0], rec, bad)
     assert rec["accepted"] is False and rec["score"] is None
     assert "digits" not in state.population
+
+
+def test_tensorboard_scalars_are_written_when_tensorboard_is_installed(two_task_system):
+    import pytest
+
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(two_task_system / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"digits/test_accuracy", "glyph_digits/candidate_val_accuracy"} <= tags
+    store, state = load(two_task_system)
+    (best,) = state.population["digits"]
+    last = acc.Scalars("digits/test_accuracy")[-1]
+    assert last.step == 1 and abs(last.value - best.metrics["test_quality"]) < 1e-6
+    assert len(acc.Scalars("digits/accepted")) == 2 * 3

@@ -133,6 +133,7 @@ def evolve_system(
     from munet.model.root import load_root
     from munet.store.lock import SystemLock
     from munet.store.system import SystemStore, task_rows
+    from munet.store.tensorboard import TensorBoardLog
     from munet.system.baselines import check_method_fits, configure_method, parse_method
     from munet.system.evolve import evolve
     from munet.system.hparams import search_space_for
@@ -222,6 +223,7 @@ def evolve_system(
             ),
         )
         progress = ProgressPrinter(state, settings, list(tasks), say, show_progress)
+        progress.tensorboard = TensorBoardLog.open(directory, settings.candidates_per_iteration)
         classes = {n: d.num_classes for n, d in tasks.items()}
         if cfg.async_tasks:
             agents = min(executor.workers, len(tasks))
@@ -258,8 +260,11 @@ class ProgressPrinter:
         self.say = (lambda m: self.bar.write(m)) if not self.bar.disable else say
         self.trained = 0
         self.tag_tasks = False  # name the task on candidate lines (tasks evolving at once)
+        self.tensorboard: Any = None  # optional scalars (munet.store.tensorboard)
 
     def __call__(self, event: str, **info: Any) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard(event, **info)
         if event == "iteration_start":
             self.say(
                 f"== task {info['task']} iteration {info['iteration']} "
@@ -288,6 +293,8 @@ class ProgressPrinter:
 
     def close(self) -> None:
         self.bar.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
