@@ -109,8 +109,7 @@ def main() -> int:
         f"Command: `{cmd}`",
         "",
         f"Machine: {cpus} CPU cores ({platform.processor() or platform.machine()}), no GPU; "
-        f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after (other jobs "
-        "shared the machine). "
+        f"1-minute load average {load_before[0]:.1f} before, {load_after[0]:.1f} after. "
         f"Workload: root {args.root}, tasks {args.tasks}, 1 task iteration each, "
         f"{args.candidates} candidates per iteration in generation batches of "
         f"{args.generation_batch} ({trained} candidates per run), default training length; "

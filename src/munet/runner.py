@@ -128,7 +128,7 @@ def evolve_system(
     """Create or resume the system in ``directory`` and evolve it to its budget."""
 
     from munet.execute import open_executor
-    from munet.execute.agents import SkipAgentReplays, evolve_async
+    from munet.execute.agents import SkipAgentReplays, evolve_async, reserve_agent_ids
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
     from munet.store.lock import SystemLock
@@ -175,6 +175,7 @@ def evolve_system(
         if resuming:
             store.read()
             state = store.load_state()
+            reserve_agent_ids(state, store.candidate_rows())
             new = {n: task_meta(d) for n, d in tasks.items() if n not in store.tasks()}
             if new:
                 store.record_tasks(new)

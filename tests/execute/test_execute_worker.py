@@ -8,7 +8,7 @@ import torch
 
 from munet.config import build_config
 from munet.errors import ConfigError, TaskError
-from munet.execute.ray_executor import plan_workers
+from munet.execute.ray_executor import plan_workers, unreachable_address
 from munet.execute.worker import (
     TaskCache,
     TaskSource,
@@ -114,6 +114,17 @@ def test_plan_workers(resources, workers, gpus, want):
     else:
         with pytest.raises(ConfigError, match=want.replace("(", r"\(").replace(")", r"\)")):
             plan_workers(resources, workers, gpus)
+
+
+def test_an_unreachable_ray_address_is_named_without_waiting_for_ray():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert "refused" in unreachable_address(f"127.0.0.1:{port}").lower()
+    assert "refused" in unreachable_address(f"ray://127.0.0.1:{port}").lower()
+    assert unreachable_address("auto") is None and unreachable_address(None) is None
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from munet.system.component import NOT_TRAINABLE, Component
-from munet.system.evolve import Progress, Recorder, Trainer, run_task_iteration
+from munet.system.evolve import Progress, Recorder, Trainer, next_task, run_task_iteration
 from munet.system.path import Path
 from munet.system.state import ParamOps, Settings, SystemState
 
@@ -196,15 +196,26 @@ class SkipAgentReplays:
         return getattr(self.inner, name)
 
 
+def reserve_agent_ids(state: SystemState, records: Sequence[Mapping[str, Any]]) -> None:
+    """Move the id counters past every id an agent journaled (call on resume).
+
+    Agent iterations lost in a kill took ids beyond the last snapshot's counters, and their
+    accepted components' blobs may be on disk; those batches are never replayed, so without
+    this a resumed run could reuse an id for different tensors.
+    """
+    agent = [r for r in records if r.get(ASYNC_KEY)]
+    if agent:
+        top_path = max(r["path_id"] for r in agent)
+        top_comp = max(max(r["component_ids"], default=-1) for r in agent)
+        state.next_path_id = max(state.next_path_id, top_path + 1)
+        state.next_component_id = max(state.next_component_id, top_comp + 1)
+
+
 def next_agent_task(
     state: SystemState, tasks: Sequence[str], budget: int, running: Sequence[str]
 ) -> str | None:
     """Round-robin among the tasks not being evolved: fewest iterations first, list order."""
-    todo = [t for t in tasks if t not in running and state.iterations_done.get(t, 0) < budget]
-    if not todo:
-        return None
-    least = min(state.iterations_done.get(t, 0) for t in todo)
-    return next(t for t in todo if state.iterations_done.get(t, 0) == least)
+    return next_task(state, [t for t in tasks if t not in running], budget)
 
 
 def evolve_async(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -76,6 +77,21 @@ def plan_workers(resources: Mapping[str, float], workers: int, gpus_per_worker: 
     if n < 1:
         raise ConfigError("the Ray cluster has no CPUs for workers; add a node with CPUs")
     return n
+
+
+def unreachable_address(address: str | None, timeout: float = 5.0) -> str | None:
+    """Why a ``host:port`` Ray address cannot be reached, else None (Ray itself would retry
+    a wrong address for minutes). ``auto`` and unset addresses are left to Ray."""
+    if not address or address in ("auto", "local"):
+        return None
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        return str(err) or type(err).__name__
+    return None
 
 
 def forwarded_env() -> dict[str, str]:
@@ -181,10 +197,16 @@ class RayExecutor:
         self._idle: queue.Queue[_Actor] = queue.Queue()
         self._owns_ray = False
         if not ray.is_initialized():
+            unreachable = unreachable_address(address)
+            if unreachable:
+                raise ConfigError(
+                    f"cannot reach a Ray cluster at ray_address={address!r} ({unreachable}); "
+                    "check the address, or start a cluster with `ray start --head`"
+                )
             try:
                 ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR)
             except (ConnectionError, RuntimeError, ValueError) as err:
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise ConfigError(
                     f"cannot start or reach a Ray cluster at ray_address={address!r} ({first}); "
                     "start one with `ray start --head`, or leave --ray-address out for a "

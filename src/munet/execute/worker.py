@@ -123,6 +123,7 @@ class WorkerCore:
 
         self.logs: list[str] = []
         self.trainer = Trainer(arch, TaskCache(sources), settings, log=self.logs.append)
+        self.device = str(settings.device)
         self.frozen: dict[int, Params] = {}
         self._last_use: dict[int, int] = {}
         self._jobs = 0
@@ -133,9 +134,11 @@ class WorkerCore:
         return [i for i in ids if i not in self.frozen]
 
     def add_frozen(self, params: Mapping[int, Params]) -> None:
-        self.frozen.update(params)
+        """Cache frozen components on the training device (copied there once, not per model)."""
+        for cid, p in params.items():
+            self.frozen[cid] = {k: v.to(self.device) for k, v in p.items()}
 
-    def rebuild(self, spec: CandidateSpec) -> Path:
+    def rebuild(self, spec: CandidateSpec, on_cpu: bool = False) -> Path:
         """A worker-side path: frozen components from the cache, trainable ones copied."""
         comps = []
         for c in spec.components:
@@ -144,9 +147,10 @@ class WorkerCore:
                 comps.append(Component(c.id, c.name, dict(c.shapes), set(), "worker", params))
             else:
                 self._last_use[c.id] = self._jobs
-                comps.append(
-                    Component(c.id, c.name, dict(c.shapes), {FROZEN}, "worker", self.frozen[c.id])
-                )
+                params = self.frozen[c.id]
+                if on_cpu:
+                    params = {k: v.cpu() for k, v in params.items()}
+                comps.append(Component(c.id, c.name, dict(c.shapes), {FROZEN}, "worker", params))
         return Path(spec.path_id, spec.task, None, dict(spec.hparams), comps)
 
     def train(
@@ -160,7 +164,7 @@ class WorkerCore:
 
     def test(self, spec: CandidateSpec) -> tuple[dict[str, Any], list[str]]:
         self._start_job()
-        metrics = self.trainer.test(self.rebuild(spec))
+        metrics = self.trainer.test(self.rebuild(spec, on_cpu=True))  # evaluation runs on CPU
         return metrics, self._finish_job()
 
     def _start_job(self) -> None:
