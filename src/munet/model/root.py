@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from munet.data.cache import CACHE_ENV
 from munet.errors import RootError
 from munet.system.arch import (
     CLS,
@@ -73,7 +74,9 @@ class Root:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("MUNET_CACHE_DIR", Path.home() / ".cache" / "munet"))
+    """``$MUNET_CACHE_DIR`` (the same variable as the data cache) or ``~/.cache/munet``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "munet"
 
 
 def split_timm_state(

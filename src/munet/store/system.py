@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path as FsPath
 from typing import Any
@@ -366,7 +365,7 @@ class SystemStore:
         atomic_write_text(self.dir / "tasks.csv", buf.getvalue())
 
 
-def sharing(state: SystemState, path: Path) -> dict[str, list[str]]:
+def sharing(path: Path) -> dict[str, list[str]]:
     """For each component of a path: the other users (tasks, or 'root'), empty if private."""
     out = {}
     for c in path.components:
@@ -382,7 +381,7 @@ def task_rows(state: SystemState) -> list[dict[str, Any]]:
         if not paths:
             continue
         p = paths[0]
-        share = sharing(state, p)
+        share = sharing(p)
         shared = sorted({t for users in share.values() for t in users})
         rows.append(
             {
@@ -415,7 +414,3 @@ def short_name(name: str) -> str:
         .replace("embedding", "embed")
         .replace("encoder_norm", "norm")
     )
-
-
-def fmt_float(x: Any) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from munet.system.hparams import data_hparams, mutate_hparams
 from munet.system.path import Path
 from munet.system.rng import derive_seed, rng_for
-from munet.system.score import accounted_params
+from munet.system.score import accounted_params, score
 from munet.system.state import ParamOps, Settings, SystemState, select_parent
 
 
@@ -179,9 +179,9 @@ def _judge(
     child.metrics.update(
         quality=res.quality, history=list(res.history), seconds=res.seconds, images=res.images
     )
-    score = state.score(child, settings)
-    accepted = score > baseline
-    rec.update(score=score, accepted=accepted)
+    child_score = score(res.quality, params, state.p_ref, settings.scale_factor)
+    accepted = child_score > baseline
+    rec.update(score=child_score, accepted=accepted)
     if accepted:
         for c in child.trainable_components():
             c.params = res.params[c.id]

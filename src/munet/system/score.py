@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from munet.system.path import Path
 
 
@@ -32,9 +30,3 @@ def score(quality: float, params: float, p_ref: int, scale_factor: float) -> flo
 def path_score(path: Path, p_ref: int, scale_factor: float) -> float:
     """Current score of a trained path (its best validation quality, dynamic accounting)."""
     return score(path.metrics["quality"], accounted_params(path), p_ref, scale_factor)
-
-
-def params_per_task(paths: Iterable[Path]) -> float:
-    """Reported parameters per task: Σ accounted params of the tasks' paths ÷ number of tasks."""
-    paths = list(paths)
-    return sum(accounted_params(p) for p in paths) / max(1, len(paths))
