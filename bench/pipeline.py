@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     aug = args.device if args.augment_on == "device" and args.device != "cpu" else None
     TimedStream.augment_on = aug
-    from munet.runner import configure_threads
+    from munet.train.device import configure_threads
 
     threads = configure_threads(args.threads)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "-"

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from munet.runner import configure_threads
 from munet.serve.synthetic import VIT_TI3, make_synthetic_system
 from munet.serve.system import MultitaskSystem, load
+from munet.train.device import configure_threads
 
 HERE = Path(__file__).resolve().parent
 

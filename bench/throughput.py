@@ -69,7 +69,7 @@ def timm_loop(
     """A plain fine-tuning loop on timm's VisionTransformer; returns (seconds, images)."""
     from munet.model.root import timm_model
     from munet.system.arch import timm_prefix
-    from munet.train.trainer import learning_rate
+    from munet.train.schedule import learning_rate
 
     model = timm_model(root.arch, num_classes)
     state = {timm_prefix(n) + k: v for n, comp in root.params.items() for k, v in comp.items()}
@@ -123,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     from munet.data.pipeline import TrainStream, prepare_eval, val_subset
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
-    from munet.runner import configure_threads
     from munet.system.hparams import BASE_DEFAULTS, search_space_for
     from munet.system.state import Settings, make_root_state
+    from munet.train.device import configure_threads
     from munet.train.trainer import Trainer, TrainSettings
 
     threads = configure_threads(args.threads)

@@ -90,7 +90,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_pretrain_root(args: argparse.Namespace) -> int:
     from munet.model.root import BUILTIN_ROOTS, pretrain_builtin
-    from munet.runner import configure_threads
+    from munet.train.device import configure_threads
 
     configure_threads(0)
     name = args.name.removeprefix("builtin:")

@@ -15,7 +15,8 @@ import yaml
 
 from munet.errors import ConfigError
 from munet.system.baselines import parse_method
-from munet.system.hparams import BASE_DEFAULTS, BASE_SEARCH_SPACE, index_of
+from munet.system.hparams import AUGMENT_DEFAULTS, BASE_DEFAULTS, BASE_SEARCH_SPACE, index_of
+from munet.system.hparams import default_hparams as starting_hparams
 
 DEFAULT_TASKS = [
     "builtin:glyph_digits",
@@ -46,7 +47,17 @@ FROZEN_KEYS = (
     "force_finetune",
     "generation_batch_size",
     "method",
+    "augment_defaults",
 )
+
+#: Keys added after systems were first stored, with the value that reproduces such a system's
+#: earlier behaviour; a stored config without the key is read as having this value.
+LEGACY_VALUES: dict[str, Any] = {"augment_defaults": "spec"}
+
+
+def with_legacy(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored config completed with :data:`LEGACY_VALUES` for keys it predates."""
+    return {**LEGACY_VALUES, **stored}
 
 
 @dataclass
@@ -71,6 +82,7 @@ class Config:
     validation_interval_cap: int = 40  # cap on the validation interval I, in batches
     validation_batches: int = 10  # validation subset = batch_size × this
     hparams: dict[str, Any] = field(default_factory=dict)  # overrides of default hyperparameters
+    augment_defaults: str = "safe"  # safe: start without flip or crop | spec: the spec's defaults
     search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)
@@ -82,7 +94,7 @@ class Config:
 
     # ---- derived ---------------------------------------------------------------------------
     def default_hparams(self) -> dict[str, Any]:
-        hp = dict(BASE_DEFAULTS)
+        hp = starting_hparams(self.augment_defaults)
         hp.update(self.hparams)
         return hp
 
@@ -111,6 +123,11 @@ class Config:
             raise ConfigError(f"scale_factor={self.scale_factor} is out of range; use 0 < s <= 1")
         if not 0.0 <= self.mutation_prob <= 1.0:
             raise ConfigError(f"mutation_prob={self.mutation_prob} is out of range; use 0..1")
+        if self.augment_defaults not in AUGMENT_DEFAULTS:
+            raise ConfigError(
+                f"augment_defaults={self.augment_defaults!r} is unknown; use safe (no flip or "
+                "crop to start) or spec (the paper's flip and 5 % crop)"
+            )
         if self.threads < 0:
             raise ConfigError(f"threads={self.threads} must be >= 0 (0 = torch's default)")
         self._validate_executor()

@@ -9,35 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config
+from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config, with_legacy
 from munet.errors import ConfigError, StoreError, TaskError
+from munet.train.device import configure_threads, resolve_device
 
 Log = Callable[[str], None]
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} but no CUDA GPU is visible; use device=cpu")
-    return name
-
-
-def configure_threads(threads: int) -> int:
-    """Set torch's CPU threads. 0 = auto: one thread on machines of two cores or fewer, where
-    we measured a second OpenMP thread making small ViT matmuls ~10x slower, else torch's
-    default. Returns the number in force."""
-    import os
-
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    elif (os.cpu_count() or 1) <= 2:
-        torch.set_num_threads(1)
-    return torch.get_num_threads()
 
 
 def fit_image_size(cfg: Config, patch_size: int) -> None:
@@ -148,7 +124,7 @@ def evolve_system(
     stored_cfg: dict[str, Any] | None = None
     if resuming:
         store.read()
-        stored_cfg = store.stored_config()
+        stored_cfg = with_legacy(store.stored_config())
     overrides = dict(overrides or {})
     base = {k: v for k, v in (stored_cfg or {}).items() if k not in EXECUTION_KEYS}
     cfg = build_config(config_file, overrides, base=base)

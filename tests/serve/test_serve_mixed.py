@@ -54,19 +54,38 @@ def test_mixed_batch_equals_per_task_predict_across_sharing_patterns(synthetic):
     assert_mixed_equals_per_task(synthetic, requests)
 
 
-def test_shared_stages_run_once_for_the_same_images(two_task_system):
+def _stage_runs(system, requests=None, per_task=None):
+    before = system.runner.stage_runs
+    if requests is not None:
+        system.logits_mixed(requests)
+    for task, x in (per_task or {}).items():
+        system.logits(task, x)
+    return system.runner.stage_runs - before
+
+
+def test_shared_stages_run_once_for_the_same_images(synthetic_dir):
+    # built, not evolved, so the sharing is known: alpha and beta share embedding and block 0
+    system = munet.load(synthetic_dir, batch_size=8)
+    assert system.shared_stages("alpha", "beta") == 2
+    stages = {t: len(system._routes[t].keys) for t in ("alpha", "beta")}
+    assert stages == {"alpha": 5, "beta": 5}  # embedding, 2 blocks, norm, head
+    x = _images(16, 3, 32, seed=3)
+    requests = [(t, img) for img in x for t in ("alpha", "beta")]
+    # 16 images = 2 chunks of 8: the 2 shared stages once, then 3 + 3 private ones
+    assert _stage_runs(system, requests) == 2 * (2 + 3 + 3)
+    assert _stage_runs(system, per_task={"alpha": x, "beta": x}) == 2 * (5 + 5)
+
+
+def test_mixed_batches_of_the_evolved_system_count_shared_stages_once(two_task_system):
+    # whatever evolution retained, stages shared by the two paths run once per chunk
     system = munet.load(two_task_system, batch_size=8)
-    assert system.shared_stages("digits", "glyph_digits") == 4  # all but the heads
+    shared = system.shared_stages("digits", "glyph_digits")
+    n = {t: len(system._routes[t].keys) for t in system.tasks}
     x = _images(16, 1, 8, seed=3)
     requests = [(t, img) for img in x for t in ("digits", "glyph_digits")]
-    before = system.runner.stage_runs
-    system.logits_mixed(requests)
-    # 16 images = 2 chunks of 8: 4 shared stages once + 2 heads, vs 2 x 5 stages per task
-    assert system.runner.stage_runs - before == 2 * (4 + 2)
-    before = system.runner.stage_runs
-    for task in system.tasks:
-        system.logits(task, x)
-    assert system.runner.stage_runs - before == 2 * (5 + 5)
+    want = 2 * (shared + (n["digits"] - shared) + (n["glyph_digits"] - shared))
+    assert _stage_runs(system, requests) == want
+    assert _stage_runs(system, per_task={t: x for t in system.tasks}) == 2 * sum(n.values())
 
 
 def test_logits_do_not_depend_on_the_rest_of_the_batch(synthetic):

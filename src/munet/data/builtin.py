@@ -238,14 +238,22 @@ def render_glyph_task(
     cache_dir: PathLike | None = None,
     seed: int = 0,
     max_per_class: int | None = None,
+    train_per_class: int | None = None,
 ) -> TaskData:
-    """Render (or load from the cache) the glyph task ``name`` of ``GLYPH_TASKS``."""
+    """Render (or load from the cache) the glyph task ``name`` of ``GLYPH_TASKS``.
+
+    ``train_per_class`` replaces the spec's training count (a larger corpus); the validation and
+    test splits are drawn from their own seeds, so they stay the same whatever it is.
+    """
     if name not in GLYPH_TASKS:
         raise TaskError(f"unknown glyph task {name!r}; known: {', '.join(GLYPH_TASKS)}")
     gspec = GLYPH_TASKS[name]
     if max_per_class is not None and max_per_class < 1:
         raise TaskError(f"max_per_class={max_per_class} is invalid; use a positive integer")
-    counts = tuple(c if max_per_class is None else min(c, max_per_class) for c in gspec.per_class)
+    per_class = gspec.per_class
+    if train_per_class is not None:
+        per_class = (train_per_class, *per_class[1:])
+    counts = tuple(c if max_per_class is None else min(c, max_per_class) for c in per_class)
     entropy = _entropy(seed, name)
     folder = resolve_cache_dir(cache_dir)
     path = glyph_cache_path(folder, name, seed, counts, gspec.chars)
@@ -269,10 +277,14 @@ def render_glyph_task(
 
 
 def load_pretrain_corpus(
-    cache_dir: PathLike | None = None, seed: int = 0, *, max_per_class: int | None = None
+    cache_dir: PathLike | None = None,
+    seed: int = 0,
+    *,
+    max_per_class: int | None = None,
+    train_per_class: int | None = None,
 ) -> TaskData:
     """The root-pretraining glyph corpus: 175 classes disjoint from every built-in task."""
-    return render_glyph_task("pretrain_glyphs", cache_dir, seed, max_per_class)
+    return render_glyph_task("pretrain_glyphs", cache_dir, seed, max_per_class, train_per_class)
 
 
 def _glyph_loader(name: str) -> Loader:

@@ -16,8 +16,8 @@ FILES_PER_CALL = 256  # bounds memory when predicting a large folder
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from munet.runner import configure_threads, resolve_device
     from munet.serve.system import load
+    from munet.train.device import configure_threads, resolve_device
 
     configure_threads(args.threads)
     return load(args.system, device=resolve_device(args.device), batch_size=args.batch_size)

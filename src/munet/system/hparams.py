@@ -45,6 +45,25 @@ BASE_DEFAULTS: dict[str, Any] = {
     "ds_hue_delta": 0.0,
 }
 
+#: munet's default augmentation (``augment_defaults: safe``): no flip, no random crop. A mirrored
+#: character or oriented pattern is another class, and a 5 % crop of a 28-32 px image keeps a
+#: few pixels; auto-tuning may still move both along the spec's candidate lists.
+SAFE_AUGMENTATION: dict[str, Any] = {"ds_flip_left_right": False, "ds_area_range_min": 1.0}
+
+AUGMENT_DEFAULTS = ("safe", "spec")
+
+
+def default_hparams(augment: str = "safe") -> dict[str, Any]:
+    """Starting hyperparameters: the spec's (§3) with ``augment="spec"``, else with
+    :data:`SAFE_AUGMENTATION` in place of the spec's flip and 5 % crop."""
+    if augment not in AUGMENT_DEFAULTS:
+        raise ValueError(f"augment_defaults={augment!r} is unknown; use safe or spec")
+    hp = copy.deepcopy(BASE_DEFAULTS)
+    if augment == "safe":
+        hp.update(SAFE_AUGMENTATION)
+    return hp
+
+
 DATA_PREFIX = "ds_"
 
 

@@ -22,6 +22,7 @@ from munet.model.vit import PathModel, build_model
 from munet.system.arch import RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
+from munet.train.schedule import learning_rate
 
 
 @dataclass
@@ -38,25 +39,6 @@ class TrainSettings:
     def interval(self, num_train: int) -> int:
         """I = min(ceil(train examples / batch size), cap)."""
         return max(1, min(math.ceil(num_train / self.batch_size), self.interval_cap))
-
-
-def learning_rate(step: int, hp: Mapping[str, Any], total: int, interval: int) -> float:
-    """The spec's schedules: cosine with warm-up, SGDR restarts per interval, or constant ½."""
-    peak = float(hp["opt_lr"])
-    kind = hp["opt_lr_schedule"]
-    if kind == "constant":
-        return peak * 0.5
-    if kind == "cosine":
-        length, t = total, step
-    elif kind == "restarts":
-        length, t = interval, step % interval
-    else:
-        raise ValueError(f"unknown learning-rate schedule {kind!r}")
-    warm = max(1, int(float(hp["opt_lr_warmup_ratio"]) * length))
-    if t < warm:
-        return peak / 100 + (peak - peak / 100) * t / warm
-    frac = min(1.0, (t - warm) / max(1, length - warm))
-    return peak * 0.5 * (1 + math.cos(math.pi * frac))
 
 
 def make_optimizer(params: list[torch.nn.Parameter], hp: Mapping[str, Any]) -> torch.optim.SGD:
