@@ -150,6 +150,12 @@ def evolve_system(
     with executor, SystemLock(directory):
         if resuming:
             store.read()
+        # another run may have created a system here between the check above and the lock
+        if not resuming and SystemStore.exists(directory):
+            raise StoreError(
+                f"another munet evolve created a system in {directory} while this one was "
+                "starting; use a new --system directory, or run again to resume that one"
+            )
             state = store.load_state()
             reserve_agent_ids(state, store.candidate_rows())
             new = {n: task_meta(d) for n, d in tasks.items() if n not in store.tasks()}

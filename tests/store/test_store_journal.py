@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,36 @@ def test_single_write_call_per_append(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(os, "write", counting_write)
     Journal(tmp_path / "j.jsonl").append(EVENTS[1])
     assert len(calls) == 1 and calls[0] == (tmp_path / "j.jsonl").stat().st_size
+
+
+def test_a_second_created_event_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    Journal(path).append({"type": "created", "seed": 0})
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="second 'created' event is refused"):
+        Journal(path).append({"type": "created", "seed": 1})
+    assert path.read_bytes() == before
+    Journal(path).append({"type": "generation"})
+    assert [e["type"] for e in Journal(path).read()] == ["created", "generation"]
+
+
+def test_created_is_written_with_o_excl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a racing creator makes the file between this writer's stat and its open
+    import munet.store.journal as journal_module
+
+    path = tmp_path / "journal.jsonl"
+    Journal(path).append({"type": "created", "seed": 0})
+    before = path.read_bytes()
+
+    real_stat = os.stat
+
+    def stat_missing(p: object, *args: object, **kwargs: object) -> os.stat_result:
+        if Path(p) == path:  # type: ignore[arg-type]
+            raise FileNotFoundError(p)
+        return real_stat(p, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(journal_module.os, "stat", stat_missing)
+    with pytest.raises(StoreError, match="second 'created' event is refused"):
+        Journal(path).append({"type": "created", "seed": 1})
+    monkeypatch.undo()
+    assert path.read_bytes() == before

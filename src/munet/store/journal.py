@@ -11,7 +11,9 @@ leaves the file alone; the next :meth:`Journal.append` (or :meth:`Journal.repair
 so new lines never glue onto it. A damaged line anywhere else means real corruption and raises
 :class:`~munet.errors.StoreError`.
 
-Events are JSON dicts with a ``"type"`` string; the journal does not interpret them. Values
+Events are JSON dicts with a ``"type"`` string; the journal interprets one type only: a
+``created`` event is the first line of a new file, written with ``O_EXCL``, so two writers
+racing to create a system cannot both succeed and a second ``created`` is refused. Values
 follow :mod:`munet.store.jsoncodec`: finite floats round-trip exactly, **non-finite floats are
 stored (and read back) as the strings** ``"nan"``, ``"inf"``, ``"-inf"``; tuples read back as
 lists.
@@ -31,6 +33,9 @@ from munet.store.atomic import PathLike, fsync_directory, write_all
 from munet.store.jsoncodec import canonical_json
 
 log = logging.getLogger(__name__)
+
+#: The event type that starts a journal; it may only be the first line of a new file.
+CREATED = "created"
 
 
 def _crc(canonical: str) -> int:
@@ -160,14 +165,24 @@ class Journal:
         journal damaged before its last line.
         """
         line = encode_line(event)
+        creating = event["type"] == CREATED
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
             size = None
+        if creating and size is not None:
+            raise self._already_created()
         if size is not None and size != self._clean_size:
             self.repair()
+        # a new file starts with the one 'created' event: O_EXCL makes a racing creator fail
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        if creating:
+            flags |= os.O_EXCL
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            try:
+                fd = os.open(self.path, flags, 0o666)
+            except FileExistsError:
+                raise self._already_created() from None
             try:
                 write_all(fd, line)
                 os.fsync(fd)
@@ -182,3 +197,9 @@ class Journal:
                 "check that its directory exists, is writable and has free space"
             ) from err
         self._clean_size = (size or 0) + len(line)
+
+    def _already_created(self) -> StoreError:
+        return StoreError(
+            f"journal {self.path} already exists, so a second 'created' event is refused; "
+            "resume that system or use a new --system directory"
+        )

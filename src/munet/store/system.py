@@ -142,8 +142,17 @@ class SystemStore:
         state: SystemState,
         tasks: dict[str, dict[str, Any]],
     ) -> None:
-        """Write a new system: blobs of the root components, then the ``created`` event."""
+        """Write a new system: blobs of the root components, then the ``created`` event.
+
+        Call it holding the system lock; a directory that already holds a system is refused
+        before anything is written (and the journal refuses a second ``created`` event).
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
+        if self.exists(self.dir):
+            raise StoreError(
+                f"{self.dir} already holds a munet system; resume it or use a new --system "
+                "directory"
+            )
         self._put_missing_blobs(state)
         self.save_config(config)
         self._append(
