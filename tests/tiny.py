@@ -1,8 +1,17 @@
-"""The tiny evolve configuration the end-to-end tests share."""
+"""The tiny evolve configuration the end-to-end tests share.
+
+Two environment variables vary it, to prove that no test depends on one set of floats:
+``MUNET_TEST_SEED`` (the system seed, default 0) and ``MUNET_TEST_THREADS`` (torch CPU threads,
+default 1). ``pytest --random-order`` shuffles the tests.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+SEED = int(os.environ.get("MUNET_TEST_SEED", "0"))
+THREADS = int(os.environ.get("MUNET_TEST_THREADS", "1"))
 
 TINY = [
     "--root",
@@ -13,7 +22,8 @@ TINY = [
     "batch_size=32",
     "validations_per_candidate=2",
     "validation_interval_cap=15",
-    "threads=1",
+    f"threads={THREADS}",
+    f"seed={SEED}",
 ]
 
 

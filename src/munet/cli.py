@@ -89,18 +89,39 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain_root(args: argparse.Namespace) -> int:
-    from munet.model.root import BUILTIN_ROOTS, pretrain_builtin
+    from munet.model.root import BUILTIN_ROOTS, pretrain_builtin, shipped_info
     from munet.train.device import configure_threads
 
+    if args.list:
+        print("builtin roots (use as builtin:<name>):")
+        for name, spec in BUILTIN_ROOTS.items():
+            a = spec.arch
+            shipped = shipped_info(name)
+            where = (
+                f"ships with munet (held-out {shipped['val_accuracy']:.3f})"
+                if shipped
+                else f"pretrained on first use, ~{spec.expected_minutes:g} min on 2 CPU cores"
+            )
+            print(
+                f"  {name:<10} {a.depth} blocks, width {a.embed_dim}, patch {a.patch_size}, "
+                f"{a.image_size} px; {spec.steps} steps of {spec.batch_size} on "
+                f"{spec.train_per_class} glyphs x 175 classes; {where}"
+            )
+            print(f"  {'':<10} {spec.description}")
+        return 0
     configure_threads(0)
     name = args.name.removeprefix("builtin:")
     if name not in BUILTIN_ROOTS:
         raise MunetError(f"unknown builtin root {name!r}; known: {', '.join(BUILTIN_ROOTS)}")
-    info = pretrain_builtin(name, seed=args.seed, force=args.force)
+    info = pretrain_builtin(
+        name, seed=args.seed, force=args.force, device=args.device, out_dir=args.out
+    )
     print(
         f"builtin:{name}: val accuracy {info['val_accuracy']:.4f} on "
         f"{info['corpus_classes']} held-out glyph classes, {info['seconds']} s pretraining"
     )
+    if info.get("matches_shipped") is True:
+        print(f"builtin:{name}: identical to the root shipped with munet (sha256 {info['sha256']})")
     return 0
 
 
@@ -196,10 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tasks", help="list the built-in tasks")
     t.set_defaults(func=cmd_tasks)
 
-    r = sub.add_parser("pretrain-root", help="pretrain a builtin root (cached)")
+    r = sub.add_parser("pretrain-root", help="pretrain a builtin root (cached), or --list them")
     r.add_argument("name", nargs="?", default="vit_ti3")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--force", action="store_true", help="retrain even if cached")
+    r.add_argument("--force", action="store_true", help="retrain even if cached or shipped")
+    r.add_argument("--list", action="store_true", help="list the builtin roots and their recipes")
+    r.add_argument("--device", default="auto", help="auto (CUDA with bf16 if visible) | cpu | cuda")
+    r.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write NAME.safetensors and NAME.json to DIR instead of the cache (to ship a root: "
+        "--out src/munet/model/weights)",
+    )
     r.set_defaults(func=cmd_pretrain_root)
 
     c = sub.add_parser("config", help="print the effective config")

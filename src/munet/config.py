@@ -48,11 +48,18 @@ FROZEN_KEYS = (
     "generation_batch_size",
     "method",
     "augment_defaults",
+    "seed_phase",
+    "seed_keep",
+    "min_patches",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
 #: earlier behaviour; a stored config without the key is read as having this value.
-LEGACY_VALUES: dict[str, Any] = {"augment_defaults": "spec"}
+LEGACY_VALUES: dict[str, Any] = {
+    "augment_defaults": "spec",
+    "seed_phase": "all",
+    "min_patches": 1,
+}
 
 
 def with_legacy(stored: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +90,9 @@ class Config:
     validation_batches: int = 10  # validation subset = batch_size × this
     hparams: dict[str, Any] = field(default_factory=dict)  # overrides of default hyperparameters
     augment_defaults: str = "safe"  # safe: start without flip or crop | spec: the spec's defaults
+    seed_phase: str = "screen"  # screen: linear-probe the seed paths, train the best | all: spec
+    seed_keep: int = 2  # seed_phase=screen: seed paths trained per task iteration
+    min_patches: int = 2  # image sizes leaving the root fewer patches per side are invalid
     search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)
@@ -118,7 +128,14 @@ class Config:
             "validations_per_candidate",
             "validation_interval_cap",
             "validation_batches",
+            "seed_keep",
+            "min_patches",
         )
+        if self.seed_phase not in ("screen", "all"):
+            raise ConfigError(
+                f"seed_phase={self.seed_phase!r} is unknown; use screen (rank seed paths by a "
+                "linear probe, train the best seed_keep) or all (the spec: train every seed)"
+            )
         if not 0.0 < self.scale_factor <= 1.0:
             raise ConfigError(f"scale_factor={self.scale_factor} is out of range; use 0 < s <= 1")
         if not 0.0 <= self.mutation_prob <= 1.0:

@@ -17,18 +17,20 @@ Log = Callable[[str], None]
 
 
 def fit_image_size(cfg: Config, patch_size: int) -> None:
-    """The default image size must be a multiple of the root's patch (e.g. 14 for some ViTs):
-    pick the smallest valid size >= the default unless the user set one explicitly."""
+    """The default image size must be in the root's size list (a multiple of its patch, e.g. 14
+    for some ViTs, with at least ``min_patches`` patches per side): pick the smallest valid size
+    >= the default unless the user set one explicitly."""
     from munet.system.hparams import image_sizes_for
 
     size = cfg.default_hparams()["ds_image_size"]
-    if size % patch_size == 0:
+    sizes = image_sizes_for(patch_size, min_patches=cfg.min_patches)
+    if size in sizes:
         return
-    sizes = image_sizes_for(patch_size)
     if "ds_image_size" in cfg.hparams:
         raise ConfigError(
-            f"hparams.ds_image_size={size} is not a multiple of the root's patch "
-            f"size {patch_size}; use one of {sizes[:6]}"
+            f"hparams.ds_image_size={size} is not a valid image size for a root of patch "
+            f"size {patch_size} (a multiple of it, >= {cfg.min_patches} patches per side); "
+            f"use one of {sizes[:6]}"
         )
     cfg.hparams["ds_image_size"] = next((s for s in sizes if s >= size), sizes[-1])
 
@@ -148,14 +150,14 @@ def evolve_system(
     if not resuming:
         directory.mkdir(exist_ok=True)
     with executor, SystemLock(directory):
-        if resuming:
-            store.read()
         # another run may have created a system here between the check above and the lock
         if not resuming and SystemStore.exists(directory):
             raise StoreError(
                 f"another munet evolve created a system in {directory} while this one was "
                 "starting; use a new --system directory, or run again to resume that one"
             )
+        if resuming:
+            store.read()
             state = store.load_state()
             reserve_agent_ids(state, store.candidate_rows())
             new = {n: task_meta(d) for n, d in tasks.items() if n not in store.tasks()}
@@ -180,6 +182,7 @@ def evolve_system(
                 root.arch.patch_size,
                 cfg.auto_tune and method.auto_tune,
                 cfg.search_space,
+                min_patches=cfg.min_patches,
             ),
             mutation_prob=cfg.mutation_prob,
             scale_factor=cfg.scale_factor,
@@ -190,6 +193,7 @@ def evolve_system(
             task_iterations=cfg.task_iterations,
             candidates_per_iteration=cfg.candidates_per_iteration,
             generation_batch_size=cfg.generation_batch_size,
+            seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
         )
         state, settings, validations = configure_method(
             method, state, settings, cfg.validations_per_candidate
@@ -267,6 +271,9 @@ class ProgressPrinter:
                 f" ({r['parent_task']}) {q} score {sc} {verdict} "
                 f"[{r['seconds']:.1f}s] {muts}"
             )
+        elif event == "seeds_screened":
+            scores = ", ".join(f"{pid}: {v:.3f}" for pid, v in info["scores"].items())
+            self.say(f"  seed screen (linear probe, val acc): {scores}; training {info['kept']}")
         elif event == "iteration_end":
             best = info["best"]
             self.say(

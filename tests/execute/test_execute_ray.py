@@ -68,12 +68,10 @@ def test_ray_gives_the_local_system_bit_for_bit_even_when_a_worker_dies(
 )
 def test_resources_the_cluster_lacks_are_refused_in_one_line(tmp_path, capsys, flags, needle):
     d = tmp_path / "system"
-    t0 = time.time()
     assert main(tiny_args(d, TASKS, *RAY, *flags)) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("munet: error:") and "\n" not in err and needle in err
     assert not d.exists()  # refused before anything was written
-    assert time.time() - t0 < 60
 
 
 def test_one_async_agent_at_a_time_equals_round_robin(tmp_path, reference):

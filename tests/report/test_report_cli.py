@@ -23,6 +23,19 @@ def retained(d):
     return {t: ps[0] for t, ps in state.population.items()}
 
 
+def printed_sections(text: str) -> dict[str, list[str]]:
+    """The printed report split at its ``== name`` headers: name -> [header, lines...]."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("== "):
+            key = line[3:].split(" ")[0]
+            assert key not in out, f"two sections named {key}"
+            out[key] = []
+        if out:
+            out[next(reversed(out))].append(line)
+    return out
+
+
 def test_report_of_two_systems(two_task_system, adapter_system, tmp_path, capsys):
     out = tmp_path / "rep"
     assert (
@@ -41,20 +54,20 @@ def test_report_of_two_systems(two_task_system, adapter_system, tmp_path, capsys
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, f
     assert sorted(p.name for p in out.glob("*.png")) == sorted(pngs)
 
-    # the printed leaderboard carries the stored numbers
+    # the printed leaderboard carries the stored numbers, looked up by (system, task)
+    sections = printed_sections(printed)
+    assert list(sections) == ["system", "adapters", "comparison"]
     for d, method in ((two_task_system, "munet"), (adapter_system, "adapters:4")):
-        assert f"({method}, root builtin:vit_micro)" in printed
+        header, *lines = sections[d.name]
+        assert header == f"== {d.name} ({method}, root builtin:vit_micro)"
         paths = retained(d)
         for task, path in paths.items():
-            line = next(
-                x
-                for x in printed.splitlines()
-                if x.startswith(task + " ") and f"{path.metrics['test_quality']:.4f}" in x
-            )
-            assert f"{round(accounted_params(path)):,}" in line
+            (line,) = [x for x in lines if x.split()[:1] == [task]]
+            cells = line.split()
+            assert cells[1] == f"{path.metrics['test_quality']:.4f}"
+            assert f"{round(accounted_params(path)):,}" in cells
         ppt = np.mean([accounted_params(p) for p in paths.values()])
-        assert f"parameters per task {round(ppt):,}" in printed
-    assert "== comparison" in printed
+        assert f"parameters per task {round(ppt):,}" in "\n".join(lines)
 
     # leaderboard.csv: unrounded values equal to the store's
     rows = list(csv.DictReader(open(out / "leaderboard.csv")))

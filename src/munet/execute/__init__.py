@@ -35,6 +35,8 @@ class Executor(Protocol):
 
     def test(self, path: Path) -> dict[str, Any]: ...
 
+    def screen(self, task: str, paths: Sequence[Path]) -> list[float]: ...
+
     def set_concurrent_batches(self, n: int) -> None: ...
 
     def close(self) -> None: ...
@@ -62,6 +64,9 @@ class LocalExecutor:
 
     def test(self, path: Path) -> dict[str, Any]:
         return self.trainer.test(path)
+
+    def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
+        return self.trainer.screen(task, paths)
 
     def set_concurrent_batches(self, n: int) -> None:
         pass

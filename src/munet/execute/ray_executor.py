@@ -231,6 +231,7 @@ class RayExecutor:
             num_cpus=1, num_gpus=self.gpus_per_worker, max_restarts=0
         )
         self._init_args = (arch, sources, with_device(settings, device), forwarded_env())
+        self._screen_args = (arch, tasks, settings)
         with self._lock:
             self._actors = [self._spawn(slot) for slot in range(self.workers)]
         where = self._wait_ready(self._actors)
@@ -269,6 +270,15 @@ class RayExecutor:
         refs = self._frozen_refs([path])
         (metrics,) = self._run([_Job("test", path.task, [spec], [0], refs)])
         return metrics
+
+    def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
+        """Seed screening is a few forward passes over frozen features: it runs in the driver."""
+        import torch
+
+        from munet.train.trainer import screen_paths
+
+        arch, tasks, settings = self._screen_args
+        return screen_paths(arch, paths, tasks[task], settings, torch.device("cpu"))
 
     def set_concurrent_batches(self, n: int) -> None:
         """``n`` generation batches will train at once (task agents): split each over

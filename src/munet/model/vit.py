@@ -119,14 +119,19 @@ def build_model(
     hparams: Mapping[str, Any],
     components: Sequence[Component],
     trainable: bool = True,
+    head: bool = True,
 ) -> PathModel:
     """A PathModel whose parameters *are* the components' tensors (no copy).
 
     Frozen components get ``requires_grad=False``; with ``trainable=False`` every parameter is
-    frozen and the model is put in eval mode (inference, export).
+    frozen and the model is put in eval mode (inference, export). With ``head=False`` the head
+    component is left out and the model returns the normalised class token (its features).
     """
     with torch.device("meta"):
-        model = PathModel(arch, hparams)
+        model = PathModel(arch, {**hparams, "num_classes": 1} if not head else hparams)
+    if not head:
+        model.head = nn.Identity()
+        components = [c for c in components if c.name != HEAD]
     state: dict[str, torch.Tensor] = {}
     grad: dict[str, bool] = {}
     for comp in components:

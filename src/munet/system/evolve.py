@@ -36,6 +36,11 @@ class Trainer(Protocol):
         self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
     ) -> list[CandidateResult]: ...
 
+    def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
+        """A cheap estimate of how well each path's frozen features serve ``task`` (higher is
+        better); called only with ``Settings.seed_keep`` set, before a task iteration's first
+        generation batch. Must not change any path or component."""
+
     def test(self, path: Path) -> dict[str, Any]:
         """Test metrics of a retained path; must include ``test_quality``."""
 
@@ -97,7 +102,7 @@ def run_task_iteration(
     """Evolve one task for one iteration; returns its retained best path."""
     say = progress or (lambda *a, **k: None)
     it = state.iterations_done.get(task, 0)
-    seeds = state.begin_iteration(task)
+    seeds = choose_seeds(state.begin_iteration(task), task, it, settings, trainer, recorder, say)
     n, g = settings.candidates_per_iteration, settings.generation_batch_size
     say("iteration_start", task=task, iteration=it, seeds=[p.id for p in seeds])
     for b, start in enumerate(range(0, n, g)):
@@ -154,6 +159,45 @@ def run_task_iteration(
     recorder.iteration_done(state, task, it)
     say("iteration_end", task=task, iteration=it, best=best)
     return best
+
+
+def choose_seeds(
+    seeds: list[Path],
+    task: str,
+    iteration: int,
+    settings: Settings,
+    trainer: Trainer,
+    recorder: Recorder,
+    say: Progress,
+) -> list[Path]:
+    """The seed paths a task iteration trains: all of them (the spec), or with
+    ``settings.seed_keep`` the best ``seed_keep`` by the trainer's screen, in screen order.
+
+    A resumed iteration takes its seeds from the recorded seed-phase candidates, so a resume
+    never depends on recomputing the screen's floats.
+    """
+    keep = settings.seed_keep
+    if keep is None or len(seeds) <= keep:
+        return seeds
+    by_id = {p.id: p for p in seeds}
+    recorded: list[Path] = []
+    for b in range(math.ceil(keep / settings.generation_batch_size)):
+        batch = recorder.replay(task, iteration, b)
+        if batch is None:
+            break
+        recorded += [by_id[r["parent_id"]] for r in batch if r["seed_phase"]]
+    if len(recorded) == keep:
+        return recorded
+    scores = trainer.screen(task, seeds)
+    order = sorted(range(len(seeds)), key=lambda i: (-scores[i], i))
+    say(
+        "seeds_screened",
+        task=task,
+        iteration=iteration,
+        scores={seeds[i].id: scores[i] for i in order},
+        kept=[seeds[i].id for i in order[:keep]],
+    )
+    return [seeds[i] for i in order[:keep]]
 
 
 def _judge(

@@ -72,11 +72,15 @@ def is_data_hparam(name: str) -> bool:
     return name.startswith(DATA_PREFIX)
 
 
-def image_sizes_for(patch_size: int, max_size: int = 384, step: int = 16) -> list[int]:
-    """The spec's image-size list (16…384, step 16) restricted to multiples of the patch size."""
-    sizes = [s for s in range(step, max_size + 1, step) if s % patch_size == 0]
+def image_sizes_for(
+    patch_size: int, max_size: int = 384, step: int = 16, min_patches: int = 1
+) -> list[int]:
+    """The spec's image-size list (16…384, step 16) restricted to multiples of the patch size
+    that leave at least ``min_patches`` patches per side (1 = the spec's list)."""
+    lowest = patch_size * max(1, min_patches)
+    sizes = [s for s in range(step, max_size + 1, step) if s % patch_size == 0 and s >= lowest]
     if not sizes:
-        sizes = [patch_size * k for k in range(1, max_size // patch_size + 1)]
+        sizes = [patch_size * k for k in range(max(1, min_patches), max_size // patch_size + 1)]
     return sizes
 
 
@@ -85,15 +89,18 @@ def search_space_for(
     patch_size: int,
     auto_tune: bool = True,
     overrides: Mapping[str, Sequence[Any]] | None = None,
+    min_patches: int = 1,
 ) -> dict[str, list[Any]]:
     """The mutable hyperparameters and their candidate lists for a root of ``depth`` blocks.
 
     Without auto-tuning only ``num_layers`` mutates (spec §3, "muNet w/o auto-tuning").
+    ``min_patches`` > 1 drops image sizes that would leave the root fewer patches per side (a
+    16 px image on a /16 root is one patch: a degenerate model whose generation batch is lost).
     """
     space: dict[str, list[Any]] = {"num_layers": list(range(1, depth + 1))}
     if auto_tune:
         space.update(copy.deepcopy(BASE_SEARCH_SPACE))
-        space["ds_image_size"] = image_sizes_for(patch_size)
+        space["ds_image_size"] = image_sizes_for(patch_size, min_patches=min_patches)
     for key, values in (overrides or {}).items():
         space[key] = list(values)
     return space

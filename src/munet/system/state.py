@@ -64,6 +64,9 @@ class Settings:
     task_iterations: int = 2
     candidates_per_iteration: int = 8
     generation_batch_size: int = 4
+    #: seed paths trained per task iteration, chosen by the trainer's ``screen``; None = every
+    #: seed path (the spec's seed phase)
+    seed_keep: int | None = None
 
 
 @dataclass

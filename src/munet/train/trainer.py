@@ -197,6 +197,13 @@ class Trainer:
         torch.nn.utils.clip_grad_norm_(run.params, 1.0)
         run.opt.step()
 
+    # ---- seed screening --------------------------------------------------------------------
+    def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
+        """Linear-probe validation accuracy of each path's frozen features on ``task``."""
+        return screen_paths(
+            self.arch, paths, self.tasks[task], self.settings, torch.device(self.settings.device)
+        )
+
     # ---- evaluation ------------------------------------------------------------------------
     def test(self, path: Path) -> dict[str, Any]:
         """Exact accuracy on the task's full test split, and a hash of the logits on a fixed
@@ -205,6 +212,62 @@ class Trainer:
 
 
 FIXED_BATCH = 32
+
+#: Training examples a seed path's linear probe is fit on (evenly spaced over the split).
+SCREEN_EXAMPLES = 2048
+
+
+def probe_features(
+    arch: RootArch, path: Path, x_uint8: torch.Tensor, device: torch.device, batch: int = 256
+) -> torch.Tensor:
+    """The normalised class token of ``path`` (its head left out) on uint8 images, float64."""
+    model = build_model(arch, path.hparams, path.components, trainable=False, head=False)
+    size = int(path.hparams["ds_image_size"])
+    out = []
+    with torch.no_grad(), autocast(device):
+        for i in range(0, len(x_uint8), batch):
+            x = prepare_eval(x_uint8[i : i + batch], size).to(device)
+            out.append(model.to(device)(x).float().cpu())
+    return torch.cat(out).double()
+
+
+def ridge_probe_accuracy(
+    train: torch.Tensor, train_y: torch.Tensor, val: torch.Tensor, val_y: torch.Tensor, k: int
+) -> float:
+    """Validation accuracy of a closed-form ridge regression onto one-hot labels.
+
+    Features are standardised on the training set; the penalty is 1 per unit of feature
+    variance times the example count, a fixed rule so that no path is tuned more than another.
+    """
+    mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
+    a = (train - mean) / std
+    b = (val - mean) / std
+    a = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)
+    b = torch.cat([b, torch.ones(len(b), 1, dtype=b.dtype)], 1)
+    target = torch.nn.functional.one_hot(train_y, k).double()
+    gram = a.T @ a + float(len(a)) * 1e-1 * torch.eye(a.shape[1], dtype=a.dtype)
+    w = torch.linalg.solve(gram, a.T @ target)
+    return float(((b @ w).argmax(1) == val_y).double().mean())
+
+
+def screen_paths(
+    arch: RootArch,
+    paths: Sequence[Path],
+    data: TaskData,
+    settings: TrainSettings,
+    device: torch.device,
+) -> list[float]:
+    """How well each path's frozen features serve ``data``: a linear probe's accuracy on the
+    fixed validation subset, fit on up to :data:`SCREEN_EXAMPLES` training examples."""
+    n = len(data.train_y)
+    idx = torch.linspace(0, n - 1, min(n, SCREEN_EXAMPLES)).round().long().unique()
+    vx, vy, _ = val_subset(data, settings.batch_size, settings.validation_batches)
+    out = []
+    for path in paths:
+        tr = probe_features(arch, path, data.train_x[idx], device, settings.eval_batch_size)
+        va = probe_features(arch, path, vx, device, settings.eval_batch_size)
+        out.append(ridge_probe_accuracy(tr, data.train_y[idx], va, vy, data.num_classes))
+    return out
 
 
 def evaluate_path(arch: RootArch, path: Path, data: TaskData, batch: int = 256) -> dict[str, Any]:
