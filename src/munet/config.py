@@ -7,6 +7,9 @@ value and the fix.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,32 +164,137 @@ class Config:
             )
         if not self.tasks:
             raise ConfigError("tasks is empty; give at least one task, e.g. tasks=builtin:digits")
+        for task in self.tasks:
+            if not isinstance(task, str) or not task.strip():
+                raise ConfigError(
+                    f"tasks entry {task!r} is not a task spec; use e.g. builtin:digits"
+                )
         if len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(f"tasks lists a task twice: {self.tasks}; list each task once")
+        self._validate_bounds()
+        self._validate_hparams()
+        self._validate_force_finetune()
+        return self
+
+    def _validate_bounds(self) -> None:
+        """Upper bounds: a value past them is a typo that would run for hours or exhaust memory."""
+        for name, top in UPPER_BOUNDS.items():
+            if getattr(self, name) > top:
+                raise ConfigError(f"{name}={getattr(self, name)} is too large; use at most {top:,}")
+        most = max_threads()
+        if not isinstance(self.threads, int) or not 0 <= self.threads <= most:
+            raise ConfigError(
+                f"threads={self.threads!r} is out of range; use 0 (auto) to {most} "
+                f"(4 per CPU core of this machine)"
+            )
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ConfigError(
+                f"seed={self.seed!r} is out of range; use an integer 0 <= seed < 2**63"
+            )
+
+    def _validate_hparams(self) -> None:
+        """Each override has the right type and range, and every starting value (after overrides)
+        is in its (overridden) candidate list: mutation steps along that list."""
+        known = {**BASE_SEARCH_SPACE, "num_layers": [], "ds_image_size": []}
         for key, values in self.search_space.items():
-            if key not in BASE_SEARCH_SPACE and key not in ("num_layers", "ds_image_size"):
+            if key not in known:
                 raise ConfigError(
-                    f"search_space.{key} is not a hyperparameter; known: "
-                    f"{', '.join(sorted(BASE_SEARCH_SPACE))}"
+                    f"search_space.{key} is not a hyperparameter; known: {', '.join(sorted(known))}"
                 )
             if not isinstance(values, list) or not values:
-                raise ConfigError(f"search_space.{key} must be a non-empty list")
+                raise ConfigError(f"search_space.{key}={values!r} must be a non-empty list")
+            for value in values:
+                _check_hparam(f"search_space.{key}", key, value)
         for key, value in self.hparams.items():
             if key not in BASE_DEFAULTS:
                 raise ConfigError(
                     f"hparams.{key} is not a hyperparameter; known: "
                     f"{', '.join(sorted(BASE_DEFAULTS))}"
                 )
-            space = self.search_space.get(key, BASE_SEARCH_SPACE.get(key))
-            if space is not None:
-                try:
-                    index_of(space, value)
-                except ValueError:
+            _check_hparam(f"hparams.{key}", key, value)
+        defaults = self.default_hparams()
+        for key, space in {**BASE_SEARCH_SPACE, **self.search_space}.items():
+            # the default image size is fitted to the root's patch first (validate_for_root)
+            if key in defaults and (key != "ds_image_size" or key in self.hparams):
+                _check_in_list(key, defaults[key], space, key in self.hparams)
+
+    def _validate_force_finetune(self) -> None:
+        if not isinstance(self.force_finetune, list):
+            raise ConfigError(f"force_finetune={self.force_finetune!r} must be a list of names")
+        for name in self.force_finetune:
+            if not isinstance(name, str) or not _is_component_name(name):
+                raise ConfigError(
+                    f"force_finetune entry {name!r} is not a component name; use "
+                    f"{', '.join(FIXED_COMPONENTS)}, encoderblock_<i> or residual_adapter_<i>"
+                )
+
+    def validate_for_root(self, arch: Any, device: str = "cpu") -> None:
+        """Checks that need the root's dimensions (``arch``: a ``RootArch``); call it after
+        the root is loaded and before anything is written."""
+        from munet.system.hparams import image_sizes_for
+
+        depth, patch = arch.depth, arch.patch_size
+        sizes = image_sizes_for(patch, min_patches=self.min_patches)
+        if not sizes or sizes[0] > IMAGE_SIZE_RANGE[1]:
+            raise ConfigError(
+                f"min_patches={self.min_patches} leaves no image size <= "
+                f"{IMAGE_SIZE_RANGE[1]} for a root of patch {patch}; lower min_patches"
+            )
+        layers = self.search_space.get("num_layers")
+        if layers is not None:
+            for n in layers:
+                if not 1 <= n <= depth:
                     raise ConfigError(
-                        f"hparams.{key}={value!r} is not in its candidate list {space}; pick one "
-                        f"of those or set search_space.{key}"
-                    ) from None
-        return self
+                        f"search_space.num_layers value {n} is out of range for a root of "
+                        f"{depth} blocks; use values in 1..{depth}"
+                    )
+            _check_in_list("num_layers", depth, layers, False)
+        image = self.search_space.get("ds_image_size")
+        if image is not None:
+            for size in image:
+                if size % patch or size < patch * self.min_patches:
+                    raise ConfigError(
+                        f"search_space.ds_image_size value {size} is not a multiple of the "
+                        f"root's patch {patch} with >= {self.min_patches} patches per side; "
+                        f"use values from {sizes[:6]}"
+                    )
+            size = self.default_hparams()["ds_image_size"]
+            _check_in_list("ds_image_size", size, image, "ds_image_size" in self.hparams)
+        for name in self.force_finetune:
+            index = _layer_index(name)
+            if index is not None and index >= depth:
+                raise ConfigError(
+                    f"force_finetune entry {name!r} names block {index} but the root has "
+                    f"{depth} blocks (0..{depth - 1}); fix the index"
+                )
+        for index in self.default_hparams().get("adapter_layers", []):
+            if index >= depth:
+                raise ConfigError(
+                    f"hparams.adapter_layers entry {index} is out of range for a root of "
+                    f"{depth} blocks; use 0..{depth - 1}"
+                )
+        self._validate_memory(arch, device)
+
+    def _validate_memory(self, arch: Any, device: str) -> None:
+        """Refuse a start whose candidate's estimated peak memory exceeds the device's. Checked
+        at the starting image size (larger sizes are reached only by mutation, one step at a
+        time, and may never be)."""
+        size = self.default_hparams()["ds_image_size"]
+        need = peak_memory_estimate(
+            arch, size, self.batch_size, self.validation_batches, self._adapter_dim_max()
+        )
+        limit, what = memory_limit(device)
+        if limit is not None and need > limit:
+            raise ConfigError(
+                f"a candidate at image size {size} with batch_size={self.batch_size} and "
+                f"validation_batches={self.validation_batches} needs about {_size(need)}, "
+                f"more than the {_size(limit)} of {what}; lower batch_size, "
+                "validation_batches or hparams.ds_image_size"
+            )
+
+    def _adapter_dim_max(self) -> int:
+        dims = self.search_space.get("adapter_dim", BASE_SEARCH_SPACE["adapter_dim"])
+        return max([int(self.default_hparams()["adapter_dim"]), *dims])
 
     def _validate_executor(self) -> None:
         if self.executor not in ("local", "ray"):
@@ -219,6 +327,149 @@ class Config:
                         f"{key}={getattr(self, key)!r} needs executor=ray (the local executor "
                         "trains one candidate at a time in this process); add --executor ray"
                     )
+
+
+#: Largest sane value of a count; beyond it a run would take hours per step or exhaust memory.
+UPPER_BOUNDS = {
+    "batch_size": 4096,
+    "generation_batch_size": 256,
+    "validations_per_candidate": 1000,
+    "validation_interval_cap": 1_000_000,
+    "validation_batches": 10_000,
+    "seed_keep": 10_000,
+    "min_patches": 24,
+}
+
+#: The spec's image sizes (§3): 16 to 384 pixels.
+IMAGE_SIZE_RANGE = (16, 384)
+
+#: Component names without a block index (``munet.system.arch``).
+FIXED_COMPONENTS = ("embedding", "cls", "posembed_input", "encoder_norm", "head")
+INDEXED_COMPONENTS = ("encoderblock_", "residual_adapter_")
+
+
+def max_threads() -> int:
+    """Largest accepted ``threads``: 4 per CPU core of this machine."""
+    return 4 * max(1, os.cpu_count() or 1)
+
+
+def _layer_index(name: str) -> int | None:
+    for prefix in INDEXED_COMPONENTS:
+        if name.startswith(prefix):
+            return int(name[len(prefix) :])
+    return None
+
+
+def _is_component_name(name: str) -> bool:
+    if name in FIXED_COMPONENTS:
+        return True
+    return any(
+        name.startswith(p) and name[len(p) :].isdigit() and name[len(p) :].isascii()
+        for p in INDEXED_COMPONENTS
+    )
+
+
+def _number(lo: float, hi: float, low_open: bool = False) -> tuple[Callable[[Any], bool], str]:
+    def ok(v: Any) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return (lo < v if low_open else lo <= v) and v <= hi
+
+    return ok, f"a number in {'(' if low_open else '['}{lo:g}, {hi:g}]"
+
+
+def _integer(lo: int, hi: int) -> tuple[Callable[[Any], bool], str]:
+    def ok(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+    return ok, f"an integer in {lo}..{hi}"
+
+
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+
+#: What each hyperparameter's value may be: a check and its one-line description.
+HPARAM_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "opt_lr": _number(0, 10, low_open=True),
+    "opt_lr_schedule": (
+        lambda v: v in ("constant", "cosine", "restarts") and isinstance(v, str),
+        "one of constant, cosine, restarts",
+    ),
+    "opt_lr_warmup_ratio": _number(0, 1),
+    "opt_momentum": (
+        lambda v: v is None or _number(0, 1)[0](v) and v < 1,
+        "null (no momentum) or a number in [0, 1)",
+    ),
+    "opt_nesterov": _BOOL,
+    "adapter_dim": _integer(1, 4096),
+    "adapter_layers": (
+        lambda v: (
+            isinstance(v, list)
+            and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 10_000 for i in v)
+            and len(set(v)) == len(v)
+        ),
+        "a list of distinct block indices (integers >= 0)",
+    ),
+    "num_layers": _integer(1, 10_000),
+    "ds_image_size": _integer(*IMAGE_SIZE_RANGE),
+    "ds_area_range_min": _number(0, 1, low_open=True),
+    "ds_aspect_ratio_range_min": _number(0, 1, low_open=True),
+    "ds_flip_left_right": _BOOL,
+    "ds_brightness_delta": _number(0, 1),
+    "ds_contrast_delta": _number(0, 1),
+    "ds_saturation_delta": _number(0, 1),
+    "ds_hue_delta": _number(0, 0.5),
+}
+
+
+def _check_hparam(where: str, key: str, value: Any) -> None:
+    ok, what = HPARAM_VALUES[key]
+    if not ok(value):
+        raise ConfigError(f"{where}={value!r} is invalid; {key} must be {what}")
+
+
+def _check_in_list(key: str, value: Any, space: list[Any], set_by_user: bool) -> None:
+    try:
+        index_of(space, value)
+    except ValueError:
+        origin = "" if set_by_user else " (the default)"
+        raise ConfigError(
+            f"hparams.{key}={value!r}{origin} is not in its candidate list {space}; add it to "
+            f"search_space.{key} or set hparams.{key} to one of those"
+        ) from None
+
+
+def peak_memory_estimate(
+    arch: Any, image_size: int, batch_size: int, validation_batches: int, adapter_dim: int = 0
+) -> int:
+    """Bytes one candidate needs at its peak, roughly: the activations a training step keeps for
+    the backward pass (per block: ~12 vectors of the width, 2 of the MLP's, 2 of an adapter's,
+    one attention map per head), the augmented batch (a few float copies) and the validation
+    subset, all float32."""
+    tokens = (image_size // arch.patch_size) ** 2 + 1
+    width, hidden, heads = arch.embed_dim, arch.mlp_hidden_dim, arch.num_heads
+    per_block = tokens * (12 * width + 2 * hidden + 2 * adapter_dim) + heads * tokens**2
+    activations = batch_size * arch.depth * per_block
+    pixels = 3 * image_size**2
+    batch = 4 * batch_size * pixels
+    validation = batch_size * validation_batches * pixels
+    return 4 * (activations + batch + validation)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{max(1, round(n / 2**20))} MiB"
+
+
+def memory_limit(device: str) -> tuple[int | None, str]:
+    """Memory available to a candidate on ``device`` and its name (None when unknown)."""
+    if device.startswith("cuda"):
+        import torch
+
+        index = int(device.split(":")[1]) if ":" in device else 0
+        return torch.cuda.get_device_properties(index).total_memory, f"GPU memory on {device}"
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "RAM on this machine"
+    except (ValueError, OSError):
+        return None, "RAM"
 
 
 def _positive(cfg: Config, *names: str) -> None:

@@ -121,6 +121,8 @@ def evolve_system(
     say = log or print
     t0 = time.time()
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise StoreError(f"--system {directory} is a file, not a directory; give a directory")
     store = SystemStore(directory)
     resuming = SystemStore.exists(directory)
     stored_cfg: dict[str, Any] | None = None
@@ -139,6 +141,7 @@ def evolve_system(
         _check_resume(stored_cfg, cfg, store.tasks(), tasks)
     root = load_root(cfg.root, log=say, weights=cfg.root_weights)
     fit_image_size(cfg, root.arch.patch_size)
+    cfg.validate_for_root(root.arch, device)
     method = parse_method(cfg.method)
     try:
         check_method_fits(method, root.arch.depth)
