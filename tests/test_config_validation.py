@@ -143,3 +143,12 @@ def test_a_system_path_that_is_a_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "is a file, not a directory" in err and "\n" not in err
     assert f.read_text() == "x"
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_bytes(b"seed: 1\nroot: \xff\xfe\n")
+    assert main(["evolve", "--system", str(tmp_path / "s"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not UTF-8 text" in err and "\n" not in err
+    assert not (tmp_path / "s").exists()

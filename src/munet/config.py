@@ -523,7 +523,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist; check the path given to --config")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        why = "is not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "cannot be read"
+        raise ConfigError(f"config file {p} {why} ({err}); save it as UTF-8 YAML") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(
             f"config file {p} is not valid YAML ({err.__class__.__name__}); fix its syntax"
