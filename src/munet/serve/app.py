@@ -10,7 +10,8 @@ Endpoints::
 
 Every error is ``{"error": "<one line>"}`` with a 4xx status: 404 unknown task or route, 400
 malformed request, 415 not an image or unsupported content type, 413 body, image or image count
-over the limits. Needs the ``serve`` extra (fastapi, uvicorn, python-multipart).
+over the limits; 503 for a task whose stored blob is damaged (the other tasks keep working,
+``munet check`` names the blob). Needs the ``serve`` extra (fastapi, uvicorn, python-multipart).
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -
         return _error(500, f"internal error ({err.__class__.__name__}); see the server log")
 
     def check_task(task: str) -> str:
+        if task in system.damaged:
+            raise ApiError(503, f"task {task!r} cannot be used: {system.damaged[task]}")
         if task not in system.tasks:
             raise ApiError(
                 404, f"unknown task {task!r}; this system has: {', '.join(system.tasks)}"

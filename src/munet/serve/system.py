@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from munet.errors import TaskError
+from munet.errors import StoreError, TaskError
 from munet.model.vit import PathModel, build_model
 from munet.serve.engine import Route, SharedPrefixRunner, route_of, shared_prefix
 from munet.serve.images import prepare_images
@@ -77,8 +77,11 @@ class MultitaskSystem:
         rows: Mapping[str, Mapping[str, Any]],
         device: str = "cpu",
         batch_size: int = DEFAULT_BATCH_SIZE,
+        damaged: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = str(directory)
+        #: task -> why it cannot be used (a damaged blob); the other tasks work.
+        self.damaged = dict(damaged or {})
         self.arch = arch
         self.device = str(device)
         self.batch_size = int(batch_size)
@@ -98,10 +101,12 @@ class MultitaskSystem:
     # ---- what the system holds ---------------------------------------------------------------
     @property
     def tasks(self) -> list[str]:
-        """Task names, in the order they were added."""
+        """Names of the usable tasks, in the order they were added (see :attr:`damaged`)."""
         return list(self._paths)
 
     def _check(self, task: str) -> str:
+        if task in self.damaged:
+            raise StoreError(f"task {task!r} cannot be used: {self.damaged[task]}")
         if task not in self._paths:
             raise TaskError(
                 f"unknown task {task!r}; this system has: {', '.join(self.tasks) or '(none)'}"
@@ -222,14 +227,61 @@ def load(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TaskError(f"batch_size={batch_size!r} is invalid; use a positive integer")
-    store = SystemStore(directory)
-    store.read()
-    state = store.load_state()
-    paths = {t: ps[0] for t, ps in state.population.items() if ps}
-    for p in paths.values():
-        for c in p.components:
-            c.params = {k: v.to(device) for k, v in c.params.items()}
+    for _attempt in range(READ_ATTEMPTS):
+        store = SystemStore(directory)
+        before = _journal_size(store)
+        store.read()
+        state = store.load_state(load_tensors=False)
+        paths, damaged = _load_paths(store, state, device)
+        # a writer that snapshotted and collected garbage meanwhile: read the newer journal
+        if not damaged or _journal_size(store) == before:
+            break
+    if damaged and not paths:
+        raise StoreError(next(iter(damaged.values())))
     rows = {r["task"]: r for r in task_rows(state)}
     return MultitaskSystem(
-        directory, state.arch, paths, store.tasks(), rows, device=device, batch_size=batch_size
+        directory,
+        state.arch,
+        paths,
+        store.tasks(),
+        rows,
+        device=device,
+        batch_size=batch_size,
+        damaged=damaged,
     )
+
+
+#: Reads of the journal before a blob that is still missing counts as damage.
+READ_ATTEMPTS = 3
+
+
+def _journal_size(store: Any) -> int:
+    try:
+        return os.stat(store.journal.path).st_size
+    except OSError:
+        return -1
+
+
+def _load_paths(store: Any, state: Any, device: str) -> tuple[dict[str, Path], dict[str, str]]:
+    """Each task's retained path with its tensors on ``device``; a task whose blob is missing
+    or damaged goes into the second dict with the problem instead."""
+    paths: dict[str, Path] = {}
+    damaged: dict[str, str] = {}
+    failed: dict[int, str] = {}
+    for task, candidates in state.population.items():
+        if not candidates:
+            continue
+        path = candidates[0]
+        for c in path.components:
+            if c.params is None and c.id not in failed:
+                try:
+                    params = store.blobs.get(c.id, store.blob_records[c.id])
+                    c.params = {k: v.to(device) for k, v in params.items()}
+                except StoreError as err:
+                    failed[c.id] = str(err)
+            if c.id in failed:
+                damaged[task] = failed[c.id]
+                break
+        else:
+            paths[task] = path
+    return paths, damaged

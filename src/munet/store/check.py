@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path as FsPath
 
@@ -30,16 +31,41 @@ def check_locks(state: SystemState) -> list[str]:
     return problems
 
 
-def check_system(
-    directory: str | FsPath, evaluate: bool = True, log: Callable[[str], None] | None = None
-) -> list[str]:
-    """One line per problem; an empty list means the system is intact."""
-    say = log or (lambda m: None)
-    store = SystemStore(directory)
-    store.read()
-    state = store.load_state(load_tensors=False)
+def check_manifest(store: SystemStore) -> list[str]:
+    """The journal holds at least the events manifest.json counted when it was last written
+    (fewer means acknowledged events, perhaps a snapshot whose garbage was collected, are gone)."""
+    path = store.dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []  # a run killed while creating the system writes it on its next snapshot
+    except (OSError, ValueError) as err:
+        return [f"{path} cannot be read ({err.__class__.__name__}); restore it from backup"]
+    counted = manifest.get("events") if isinstance(manifest, dict) else None
+    if isinstance(counted, int) and counted > len(store.events):
+        return [
+            f"{store.journal.path} holds {len(store.events)} events but {path.name} counted "
+            f"{counted}: acknowledged events were lost (a truncated journal); restore the "
+            "system directory from backup"
+        ]
+    return []
+
+
+def _users(state: SystemState) -> dict[int, list[str]]:
+    """Component id -> the tasks whose retained path uses it."""
+    users: dict[int, list[str]] = {}
+    for task, paths in state.population.items():
+        for c in paths[0].components if paths else []:
+            users.setdefault(c.id, []).append(task)
+    return users
+
+
+def check_blobs(store: SystemStore, state: SystemState) -> list[str]:
+    """Every blob the live state or a replayed generation batch needs is present and intact;
+    a damaged one names the tasks (or the generation batch) that need it."""
     problems = []
     comps = state.live_components()
+    users = _users(state)
     for cid in sorted(comps):
         record = store.blob_records.get(cid)
         if record is None:
@@ -47,8 +73,30 @@ def check_system(
             continue
         problem = store.blobs.verify(cid, record)
         if problem:
-            problems.append(problem)
-    say(f"blobs: {len(comps)} components checked")
+            tasks = ", ".join(users.get(cid, [])) or "none retained; needed to resume"
+            problems.append(f"{problem} (used by tasks: {tasks})")
+    for (task, iteration, batch), cid, record in store.replay_blobs():
+        problem = store.blobs.verify(cid, record)
+        if problem:
+            problems.append(
+                f"{problem} (needed to resume: generation batch {batch} of task {task} "
+                f"iteration {iteration})"
+            )
+    return problems
+
+
+def check_system(
+    directory: str | FsPath, evaluate: bool = True, log: Callable[[str], None] | None = None
+) -> list[str]:
+    """One line per problem; an empty list means the system is intact and can resume."""
+    say = log or (lambda m: None)
+    store = SystemStore(directory)
+    store.read()
+    state = store.load_state(load_tensors=False)
+    problems = check_manifest(store)
+    problems += check_blobs(store, state)
+    comps = state.live_components()
+    say(f"blobs: {len(comps)} components and {len(store.replay_blobs())} to replay checked")
     problems += check_locks(state)
     if problems or not evaluate:
         return problems

@@ -63,6 +63,8 @@ def _decode_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
     crc, event = record["crc"], record["event"]
     if not isinstance(event, dict) or not isinstance(crc, int) or isinstance(crc, bool):
         return None, "malformed crc or event"
+    if not isinstance(event.get("type"), str) or not event["type"]:
+        return None, "event without a string 'type'"
     actual = _crc(canonical_json(event, "event"))
     if actual != crc:
         return None, f"crc mismatch (stored {crc}, computed {actual})"

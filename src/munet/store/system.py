@@ -212,21 +212,41 @@ class SystemStore:
         return cfg
 
     def load_state(self, load_tensors: bool = True) -> SystemState:
-        """The state as of the last snapshot; generation events after it become the replay."""
-        last = max(i for i, e in enumerate(self.events) if e["type"] in SNAPSHOT_EVENTS)
-        snap = self.events[last]["state"]
-        self.blob_records = {c["id"]: c["blob"] for c in snap["components"]}
-        self._replay = {}
-        for e in self.events[last + 1 :]:
-            if e["type"] == "generation":
-                self._replay[(e["task"], e["iteration"], e["batch"])] = e["candidates"]
-                for rec in e["candidates"]:
-                    self.blob_records.update({int(k): v for k, v in rec["blobs"].items()})
+        """The state as of the last snapshot; generation events after it become the replay.
 
-        def load(cid: int, record: dict[str, Any]) -> Any:
-            return self.blobs.get(cid, record) if load_tensors else None
+        A journal whose events lack keys or hold values of the wrong kind (a crafted or
+        damaged file with valid CRCs) raises :class:`~munet.errors.StoreError`.
+        """
+        try:
+            last = max(i for i, e in enumerate(self.events) if e["type"] in SNAPSHOT_EVENTS)
+            snap = self.events[last]["state"]
+            self.blob_records = {c["id"]: c["blob"] for c in snap["components"]}
+            self._replay = {}
+            for e in self.events[last + 1 :]:
+                if e["type"] == "generation":
+                    self._replay[(e["task"], e["iteration"], e["batch"])] = e["candidates"]
+                    for rec in e["candidates"]:
+                        self.blob_records.update({int(k): v for k, v in rec["blobs"].items()})
 
-        return restore(snap, load)
+            def load(cid: int, record: dict[str, Any]) -> Any:
+                return self.blobs.get(cid, record) if load_tensors else None
+
+            return restore(snap, load)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, AssertionError) as e:
+            raise StoreError(
+                f"{self.journal.path} holds a malformed event ({type(e).__name__}: {e!s:.80}); "
+                "restore the system directory from backup"
+            ) from None
+
+    def replay_blobs(self) -> list[tuple[tuple[str, int, int], int, dict[str, Any]]]:
+        """``((task, iteration, batch), component id, blob record)`` of every blob that the
+        generation batches replayed on resume load (after :meth:`load_state`)."""
+        return [
+            (key, int(cid), record)
+            for key, records in sorted(self._replay.items())
+            for rec in records
+            for cid, record in sorted(rec["blobs"].items())
+        ]
 
     def candidate_rows(self) -> list[dict[str, Any]]:
         return [rec for e in self.events if e["type"] == "generation" for rec in e["candidates"]]
@@ -290,13 +310,28 @@ class SystemStore:
                 "state": snapshot(state, self.blob_records),
             }
         )
-        self.collect_garbage(state)
+        self.collect_garbage(state, keep=self._trailing_ids())
         self.write_tasks_csv(state)
         self._write_manifest(state)
 
     # ---- housekeeping ------------------------------------------------------------------------
-    def collect_garbage(self, state: SystemState) -> list[int]:
-        live = set(state.live_components())
+    def _trailing_ids(self) -> set[int]:
+        """Blobs the previous snapshot and the generation batches after it use: a reader that
+        read the journal just before the newest snapshot, or a resume after that snapshot's
+        line is lost, still finds every blob it needs."""
+        snaps = [i for i, e in enumerate(self.events) if e["type"] in SNAPSHOT_EVENTS]
+        if len(snaps) < 2:
+            return set()
+        previous, newest = snaps[-2], snaps[-1]
+        ids = {int(c["id"]) for c in self.events[previous]["state"]["components"]}
+        for e in self.events[previous + 1 : newest]:
+            if e["type"] == "generation":
+                ids.update(int(k) for rec in e["candidates"] for k in rec["blobs"])
+        return ids
+
+    def collect_garbage(self, state: SystemState, keep: set[int] | None = None) -> list[int]:
+        """Delete blobs that neither a live component nor ``keep`` uses."""
+        live = set(state.live_components()) | (keep or set())
         dead = sorted(self.blobs.ids() - live)
         self.blobs.delete(dead)
         for cid in dead:
