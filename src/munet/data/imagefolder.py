@@ -108,15 +108,64 @@ def scan_classes(folder: Path, spec: str) -> dict[str, list[Path]]:
     out: dict[str, list[Path]] = {}
     for name in classes:
         files = []
+        # links are followed, but each real folder is walked once: a link loop (loop -> .)
+        # cannot multiply the images
+        visited: set[tuple[int, int]] = set()
         for dirpath, dirnames, filenames in os.walk(folder / name, followlinks=True):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in visited:
+                dirnames[:] = []
+                continue
+            visited.add((st.st_dev, st.st_ino))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             files += [
                 Path(dirpath) / f
                 for f in filenames
                 if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES
             ]
-        out[name] = sorted(files, key=lambda p: p.relative_to(folder).as_posix())
+        out[name] = _unique_files(sorted(files, key=lambda p: p.relative_to(folder).as_posix()))
     return out
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # unreadable: decoding skips it with a warning
+    return st.st_dev, st.st_ino
+
+
+def _unique_files(files: list[Path]) -> list[Path]:
+    """Each real file once (the first name in order): links to one image are one image."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for f in files:
+        key = _file_key(f)
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        out.append(f)
+    return out
+
+
+def _refuse_shared_files(found: Mapping[str, dict[str, list[Path]]], spec: str) -> None:
+    """One real file in two classes or two splits would be a contradictory label or a test
+    image the model trained on: refused, naming both places."""
+    where: dict[tuple[int, int], tuple[str, str, Path]] = {}
+    for split, classes in found.items():
+        for name, files in classes.items():
+            for f in files:
+                key = _file_key(f)
+                if key is None:
+                    continue
+                if key in where:
+                    s0, c0, f0 = where[key]
+                    raise TaskError(
+                        f"task {spec!r}: {f0} and {f} are the same file (split {s0}/class "
+                        f"{c0!r} and split {split}/class {name!r}); keep one copy"
+                    )
+                where[key] = (split, name, f)
 
 
 def _check_same_classes(found: Mapping[str, dict[str, list[Path]]], spec: str) -> list[str]:
@@ -147,6 +196,7 @@ def load_folder_task(
     layout = "split-folders" if folders else "class-folders"
     parts = dict(folders) if folders else {"pool": root}
     found = {split: scan_classes(Path(folder), spec) for split, folder in parts.items()}
+    _refuse_shared_files(found, spec)
     if layout == "split-folders" and "train" not in found:
         raise TaskError(f"task {spec!r}: no train folder given; a task needs train images")
     class_names = _check_same_classes(found, spec) if folders else list(found["pool"])

@@ -87,8 +87,13 @@ class TaskData:
                     f"task {self.name!r}: {s} labels span {int(y.min())}..{int(y.max())}, "
                     f"outside 0..{self.num_classes - 1}"
                 )
-        if self.train_y.numel() == 0 or self.val_y.numel() == 0:
-            raise TaskError(f"task {self.name!r} needs non-empty train and validation splits")
+        for s in SPLITS:
+            if self.split(s)[1].numel() == 0:
+                # an empty test split would be reported as test accuracy 0.0
+                raise TaskError(
+                    f"task {self.name!r}: the {s} split is empty (a task needs non-empty "
+                    f"train, val and test splits); add images to it or raise its share"
+                )
 
     def summary(self) -> str:
         """One line: name, classes, split sizes and image shape."""
