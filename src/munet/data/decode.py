@@ -28,6 +28,11 @@ import numpy as np
 from munet.errors import TaskError
 
 DEFAULT_STORAGE_SIZE = 64
+#: Images with more pixels are skipped unread (a 344 KB PNG can declare 9400 x 9400).
+MAX_DECODE_PIXELS = 100_000_000
+#: Larger images are box-downscaled right after decoding, before any colour conversion or
+#: alpha compositing allocates per-pixel floats.
+EARLY_DOWNSCALE_PIXELS = 4_000_000
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 )
@@ -56,11 +61,16 @@ def to_array(img: Any, size: Size) -> np.ndarray:
     from PIL import Image, ImageOps
 
     target = DEFAULT_STORAGE_SIZE if size is None else size
+    w, h = img.size
+    if w * h > MAX_DECODE_PIXELS:
+        raise ValueError(f"{w}x{h} is over the decode budget of {MAX_DECODE_PIXELS:,} pixels")
     if isinstance(target, int) and img.format == "JPEG" and max(img.size) > 2 * target:
         img.draft(img.mode, (target, target))  # let libjpeg decode at 1/2 .. 1/8 scale
     img = ImageOps.exif_transpose(img)
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if isinstance(target, int) and img.size[0] * img.size[1] > EARLY_DOWNSCALE_PIXELS:
+        img = _downscale(img, target)
     mode = img.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         arr = np.asarray(img, dtype=np.float64)
@@ -83,6 +93,22 @@ def to_array(img: Any, size: Size) -> np.ndarray:
     if (arr[:, :, 0] == arr[:, :, 1]).all() and (arr[:, :, 1] == arr[:, :, 2]).all():
         return np.ascontiguousarray(arr[:, :, :1])
     return arr
+
+
+def _downscale(img: Any, target: int) -> Any:
+    """Box-shrink by the largest whole factor that keeps both sides >= ``target``. PIL resizes
+    RGBA/LA with premultiplied alpha, so compositing onto black afterwards gives what
+    compositing first would, without a float copy of the full image."""
+    from PIL import Image
+
+    w, h = img.size
+    factor = min(w // target, h // target)
+    if factor < 2:
+        return img
+    try:
+        return img.resize((w // factor, h // factor), Image.Resampling.BOX)
+    except ValueError:  # a mode PIL cannot resize: converted at full size below
+        return img
 
 
 def _over_black(img: Any) -> Any:
