@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,10 @@ def _executor_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from munet.runner import evolve_system, format_table
+    from munet.api import evolve
+    from munet.runner import format_table
 
-    outcome = evolve_system(args.system, args.config, _overrides(args))
+    outcome = evolve(args.system, args.config, **_overrides(args))
     print(format_table(outcome.rows))
     print(
         f"system: {outcome.directory}  ({outcome.trained} candidates trained, "
@@ -54,23 +56,45 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_add_task(args: argparse.Namespace) -> int:
-    from munet.runner import evolve_system, format_table
-    from munet.store.system import SystemStore
+#: A ``key=value`` override (``hparams.opt_lr=0.02``), as opposed to a task spec, which has a
+#: ``prefix:`` or no ``=`` before any option (``imagefolder:DIR?val=0.1``).
+OVERRIDE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*=")
 
-    store = SystemStore(args.system)
-    store.read()
-    tasks = list(store.stored_config()["tasks"])
-    tasks += [t for t in args.task if t not in tasks]
-    outcome = evolve_system(args.system, None, {"tasks": tasks})
+
+def add_task_arguments(args: argparse.Namespace) -> tuple[str, list[str], list[str]]:
+    """(system, new task specs, key=value overrides) of ``add-task``: the tasks come from
+    ``--tasks`` and positional specs; without ``--system``, the first positional argument is the
+    system directory (the original ``add-task DIR TASK...`` form)."""
+    words = list(args.overrides)
+    overrides = [w for w in words if OVERRIDE.match(w)]
+    specs = [w for w in words if not OVERRIDE.match(w)]
+    system = args.system
+    if system is None:
+        system = specs.pop(0) if specs else DEFAULT_SYSTEM
+    specs += [t.strip() for t in (args.tasks or "").split(",") if t.strip()]
+    if not specs:
+        raise MunetError(
+            "add-task needs the tasks to add; e.g. munet add-task --system DIR "
+            "--tasks builtin:glyph_digits"
+        )
+    return system, specs, overrides
+
+
+def cmd_add_task(args: argparse.Namespace) -> int:
+    from munet.api import add_tasks
+    from munet.runner import format_table
+
+    system, specs, args.overrides = add_task_arguments(args)
+    args.tasks = None  # the tasks to add, not the system's task list
+    outcome = add_tasks(system, specs, args.config, **_overrides(args))
     print(format_table(outcome.rows))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from munet.store.check import check_system
+    from munet.api import check
 
-    problems = check_system(args.system, evaluate=not args.no_eval, log=print)
+    problems = check(args.system, evaluate=not args.no_eval, log=print)
     for line in problems:
         print(f"PROBLEM: {line}")
     print("ok: system intact" if not problems else f"{len(problems)} problem(s) found")
@@ -78,8 +102,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from munet.config import DEFAULT_TASKS
-    from munet.data.builtin import list_builtin_tasks
+    # plain data only: this command must not import torch (it answers in a fraction of a second)
+    from munet.data.catalog import DEFAULT_TASKS, list_builtin_tasks
 
     print("built-in tasks (use as builtin:<name>; * = in the default run):")
     for name, desc in list_builtin_tasks():
@@ -126,9 +150,9 @@ def cmd_pretrain_root(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from munet.report import write_report
+    from munet.api import report
 
-    outcome = write_report(args.system, args.out)
+    outcome = report(args.system, args.out)
     print(outcome.leaderboard)
     print(f"report: {outcome.html}  (also {outcome.markdown.name} and {len(outcome.images)} PNGs)")
     return 0
@@ -137,11 +161,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from munet.config import build_config
+    from munet.config import explain
+    from munet.runner import effective_config
 
-    cfg = build_config(args.config, _overrides(args))
-    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    cfg = effective_config(args.system, args.config, _overrides(args))
+    text = explain(cfg) if args.explain else yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    print(text, end="")
     return 0
+
+
+def _version() -> str:
+    import munet
+
+    return f"munet {munet.__version__}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="munet",
         description="Grow one multitask system out of a pretrained ViT (muNet).",
     )
+    p.add_argument("--version", action="version", version=_version())
     sub = p.add_subparsers(dest="command", required=True)
 
     def run_options(sp: argparse.ArgumentParser) -> None:
@@ -174,39 +207,51 @@ def build_parser() -> argparse.ArgumentParser:
             help="config overrides, e.g. task_iterations=3 hparams.opt_lr=0.02",
         )
 
+    def execution_options(sp: argparse.ArgumentParser) -> None:
+        x = sp.add_argument_group("execution (where candidates train)")
+        x.add_argument(
+            "--executor",
+            choices=["local", "ray"],
+            help="local (default): in this process; ray: the candidates of a generation batch in "
+            "parallel Ray workers (pip install 'munet[ray]')",
+        )
+        x.add_argument(
+            "--ray-address", help="Ray cluster to join, e.g. auto; default: start a local one"
+        )
+        x.add_argument(
+            "--workers",
+            type=int,
+            metavar="N",
+            help="Ray workers (default: one per CPU or GPU share)",
+        )
+        x.add_argument(
+            "--gpus-per-worker",
+            type=float,
+            metavar="F",
+            help="GPU share of each Ray worker, e.g. 1 or 0.25 (default 0: CPU workers)",
+        )
+        x.add_argument(
+            "--async-tasks",
+            action="store_true",
+            help="evolve several tasks at once, one agent per task iteration (needs --executor "
+            "ray; not reproducible bit for bit)",
+        )
+
     e = sub.add_parser("evolve", help="create or resume a system and evolve it")
     e.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
     run_options(e)
-    x = e.add_argument_group("execution (where candidates train)")
-    x.add_argument(
-        "--executor",
-        choices=["local", "ray"],
-        help="local (default): in this process; ray: the candidates of a generation batch in "
-        "parallel Ray workers (pip install 'munet[ray]')",
-    )
-    x.add_argument(
-        "--ray-address", help="Ray cluster to join, e.g. auto; default: start a local one"
-    )
-    x.add_argument(
-        "--workers", type=int, metavar="N", help="Ray workers (default: one per CPU or GPU share)"
-    )
-    x.add_argument(
-        "--gpus-per-worker",
-        type=float,
-        metavar="F",
-        help="GPU share of each Ray worker, e.g. 1 or 0.25 (default 0: CPU workers)",
-    )
-    x.add_argument(
-        "--async-tasks",
-        action="store_true",
-        help="evolve several tasks at once, one agent per task iteration (needs --executor "
-        "ray; not reproducible bit for bit)",
-    )
+    execution_options(e)
     e.set_defaults(func=cmd_evolve)
 
-    a = sub.add_parser("add-task", help="add tasks to an existing system and evolve them")
-    a.add_argument("system", help="system directory")
-    a.add_argument("task", nargs="+", help="task specs to add")
+    a = sub.add_parser(
+        "add-task",
+        help="add tasks to an existing system and evolve them",
+        description="Add tasks to an existing system and evolve them: munet add-task --system "
+        "DIR --tasks SPEC[,SPEC] [--config F] [key=value ...] (or munet add-task DIR SPEC...)",
+    )
+    a.add_argument("--system", help=f"system directory (default: {DEFAULT_SYSTEM})")
+    run_options(a)
+    execution_options(a)
     a.set_defaults(func=cmd_add_task)
 
     k = sub.add_parser("check", help="verify blobs, locks and that retained models are unchanged")
@@ -231,7 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=cmd_pretrain_root)
 
-    c = sub.add_parser("config", help="print the effective config")
+    c = sub.add_parser(
+        "config", help="print the effective config (--explain: with each key's help)"
+    )
+    c.add_argument(
+        "--system", help="a system directory: start from its stored config, as a resume does"
+    )
+    c.add_argument(
+        "--explain",
+        action="store_true",
+        help="comment each key with its help, default and whether a resume may change it",
+    )
     run_options(c)
     c.set_defaults(func=cmd_config)
 

@@ -6,6 +6,7 @@ value and the fix.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -16,19 +17,11 @@ from typing import Any
 
 import yaml
 
+from munet.data.catalog import DEFAULT_TASKS
 from munet.errors import ConfigError
 from munet.system.baselines import parse_method
 from munet.system.hparams import AUGMENT_DEFAULTS, BASE_DEFAULTS, BASE_SEARCH_SPACE, index_of
 from munet.system.hparams import default_hparams as starting_hparams
-
-DEFAULT_TASKS = [
-    "builtin:glyph_digits",
-    "builtin:glyph_latin",
-    "builtin:glyph_greek",
-    "builtin:glyph_symbols",
-    "builtin:digits",
-    "builtin:fashion_mnist",
-]
 
 #: Where and how a run executes, not what the system is: never taken from a stored config.
 EXECUTION_KEYS = ("executor", "ray_address", "workers", "gpus_per_worker", "async_tasks")
@@ -70,40 +63,75 @@ def with_legacy(stored: dict[str, Any]) -> dict[str, Any]:
     return {**LEGACY_VALUES, **stored}
 
 
+def _key(default: Any, help: str) -> Any:
+    """A config field with its one-line ``help`` (shown by ``munet config --explain``); a list or
+    dict default is copied for each Config."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class Config:
-    """Everything a run depends on. Field docs are shown by ``munet config``."""
+    """Everything a run depends on. ``munet config --explain`` shows each key's help (the
+    ``help`` metadata of its field), default and whether a resume may change it."""
 
-    root: str = "builtin:vit_ti3"  # builtin:<name> | timm:<model>[.<tag>] | file:<weights>
-    root_weights: str | None = None  # weights file of a timm: root (not frozen: it may move)
-    tasks: list[str] = field(default_factory=lambda: list(DEFAULT_TASKS))
-    seed: int = 0
-    method: str = "munet"  # munet | munet-no-autotune | finetune-all | freeze-bottom:N | adapters:D
-    task_iterations: int = 2  # task iterations per task (round-robin)
-    candidates_per_iteration: int = 8  # candidates trained per task iteration
-    generation_batch_size: int = 4  # candidates trained together on the same batches
-    scale_factor: float = 1.0  # s in score = quality × s^(params/P_ref); 1.0 = no size pressure
-    mutation_prob: float = 0.1
-    auto_tune: bool = True  # mutate optimizer/data/adapter hyperparameters (else num_layers only)
-    mutate_adapters: bool = True  # residual-adapter insertion
-    force_finetune: list[str] = field(default_factory=lambda: ["encoder_norm"])
-    batch_size: int = 64
-    validations_per_candidate: int = 4  # V
-    validation_interval_cap: int = 40  # cap on the validation interval I, in batches
-    validation_batches: int = 10  # validation subset = batch_size × this
-    hparams: dict[str, Any] = field(default_factory=dict)  # overrides of default hyperparameters
-    augment_defaults: str = "safe"  # safe: start without flip or crop | spec: the spec's defaults
-    seed_phase: str = "screen"  # screen: linear-probe the seed paths, train the best | all: spec
-    seed_keep: int = 2  # seed_phase=screen: seed paths trained per task iteration
-    min_patches: int = 2  # image sizes leaving the root fewer patches per side are invalid
-    search_space: dict[str, list[Any]] = field(default_factory=dict)  # candidate-list overrides
-    device: str = "auto"  # auto | cpu | cuda
-    threads: int = 0  # torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)
-    executor: str = "local"  # local (in this process) | ray (parallel workers)
-    ray_address: str | None = None  # Ray cluster to join, e.g. auto; None = start a local one
-    workers: int = 0  # ray workers; 0 = one per CPU (or per GPU share) of the cluster
-    gpus_per_worker: float = 0.0  # ray: GPU share of each worker (e.g. 0.5); 0 = CPU workers
-    async_tasks: bool = False  # ray: evolve several tasks at once (not reproducible bit for bit)
+    root: str = _key(
+        "builtin:vit_ti3", "root model spec: builtin:<name> | timm:<model>[.<tag>] | file:<weights>"
+    )
+    root_weights: str | None = _key(None, "weights file of a timm: root (not frozen: it may move)")
+    tasks: list[str] = _key(
+        DEFAULT_TASKS,
+        "task specs, evolved round-robin in this order (see munet tasks); a resume keeps the "
+        "stored ones first and may add more",
+    )
+    seed: int = _key(
+        0, "system seed; every random choice derives from (seed, task, task iteration, candidate)"
+    )
+    method: str = _key(
+        "munet", "munet | munet-no-autotune | finetune-all | freeze-bottom:N | adapters:D"
+    )
+    task_iterations: int = _key(2, "task iterations per task (round-robin)")
+    candidates_per_iteration: int = _key(8, "candidates trained per task iteration")
+    generation_batch_size: int = _key(4, "candidates trained together on the same batches")
+    scale_factor: float = _key(
+        1.0, "s in score = quality × s^(params/P_ref); 1.0 = no size pressure"
+    )
+    mutation_prob: float = _key(0.1, "probability of each mutation decision (paper: fixed 0.1)")
+    auto_tune: bool = _key(
+        True, "mutate optimizer/data/adapter hyperparameters (else num_layers only)"
+    )
+    mutate_adapters: bool = _key(True, "residual-adapter insertion")
+    force_finetune: list[str] = _key(
+        ["encoder_norm"], "components always cloned in mutated children"
+    )
+    batch_size: int = _key(64, "training batch (paper: 512 for characters)")
+    validations_per_candidate: int = _key(4, "V: validations per candidate (paper: 5)")
+    validation_interval_cap: int = _key(40, "cap on the validation interval I, in batches")
+    validation_batches: int = _key(10, "validation subset = batch_size × this")
+    hparams: dict[str, Any] = _key(
+        {}, "default hyperparameters, e.g. {opt_lr: 0.02} (each must be in its candidate list)"
+    )
+    augment_defaults: str = _key(
+        "safe", "safe: start without flip or crop | spec: the spec's defaults"
+    )
+    seed_phase: str = _key(
+        "screen", "screen: linear-probe the seed paths, train the best | all: spec"
+    )
+    seed_keep: int = _key(2, "seed_phase=screen: seed paths trained per task iteration")
+    min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
+    search_space: dict[str, list[Any]] = _key(
+        {}, "candidate-list overrides, e.g. {opt_lr: [0.005, 0.01, 0.02]}"
+    )
+    device: str = _key("auto", "auto (CUDA when visible) | cpu | cuda | cuda:N")
+    threads: int = _key(0, "torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)")
+    executor: str = _key("local", "local (in this process) | ray (parallel workers)")
+    ray_address: str | None = _key(None, "Ray cluster to join, e.g. auto; None = start a local one")
+    workers: int = _key(0, "ray workers; 0 = one per CPU (or per GPU share) of the cluster")
+    gpus_per_worker: float = _key(0.0, "ray: GPU share of each worker (e.g. 0.5); 0 = CPU workers")
+    async_tasks: bool = _key(
+        False, "ray: evolve several tasks at once (not reproducible bit for bit)"
+    )
 
     # ---- derived ---------------------------------------------------------------------------
     def default_hparams(self) -> dict[str, Any]:
@@ -327,6 +355,36 @@ class Config:
                         f"{key}={getattr(self, key)!r} needs executor=ray (the local executor "
                         "trains one candidate at a time in this process); add --executor ray"
                     )
+
+
+def resume_rule(key: str) -> str:
+    """Whether a resumed run may change ``key`` (from :data:`FROZEN_KEYS` and
+    :data:`EXECUTION_KEYS`)."""
+    if key in FROZEN_KEYS:
+        return "frozen (fixed when the system is created; a resume refuses a change)"
+    if key in EXECUTION_KEYS:
+        return "per run (never taken from the stored config)"
+    return "may change on resume"
+
+
+def _flow(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def explain(cfg: Config) -> str:
+    """``cfg`` as YAML with each key's help, default and :func:`resume_rule` in comments above
+    it (``munet config --explain``); still a valid config file."""
+    lines = []
+    defaults = Config()
+    for f in dataclasses.fields(Config):
+        value = getattr(cfg, f.name)
+        if lines:
+            lines.append("")
+        lines.append(f"# {f.metadata.get('help', '(no help)')}")
+        lines.append(f"# default {_flow(getattr(defaults, f.name))}; {resume_rule(f.name)}")
+        lines.append(yaml.safe_dump({f.name: value}, sort_keys=False, allow_unicode=True).rstrip())
+    return "\n".join(lines) + "\n"
 
 
 #: Largest sane value of a count; beyond it a run would take hours per step or exhaust memory.

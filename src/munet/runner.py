@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config, with_legacy
 from munet.errors import ConfigError, StoreError, TaskError
+from munet.events import Callback, RunEnded, typed_event
 from munet.train.device import configure_threads, resolve_device
 
 Log = Callable[[str], None]
@@ -88,6 +89,25 @@ def _check_resume(
                 )
 
 
+def effective_config(
+    directory: str | Path | None,
+    config_file: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """The config ``munet evolve`` would run with: the stored config of the system in
+    ``directory`` (if there is one; execution keys are never taken from it) <- ``config_file``
+    <- ``overrides``."""
+    from munet.store.system import SystemStore
+
+    base: dict[str, Any] = {}
+    if directory is not None and SystemStore.exists(Path(directory)):
+        store = SystemStore(directory)
+        store.read()
+        stored = with_legacy(store.stored_config())
+        base = {k: v for k, v in stored.items() if k not in EXECUTION_KEYS}
+    return build_config(config_file, overrides, base=base)
+
+
 @dataclass
 class EvolveOutcome:
     directory: Path
@@ -102,8 +122,10 @@ def evolve_system(
     overrides: dict[str, Any] | None = None,
     log: Log | None = None,
     show_progress: bool | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> EvolveOutcome:
-    """Create or resume the system in ``directory`` and evolve it to its budget."""
+    """Create or resume the system in ``directory`` and evolve it to its budget; each of
+    ``callbacks`` receives the typed events of :mod:`munet.events`."""
 
     from munet.execute import open_executor
     from munet.execute.agents import SkipAgentReplays, evolve_async, reserve_agent_ids
@@ -213,6 +235,7 @@ def evolve_system(
             ),
         )
         progress = ProgressPrinter(state, settings, list(tasks), say, show_progress)
+        progress.callbacks = list(callbacks)
         progress.tensorboard = TensorBoardLog.open(directory, settings.candidates_per_iteration)
         classes = {n: d.num_classes for n, d in tasks.items()}
         if cfg.async_tasks:
@@ -226,7 +249,11 @@ def evolve_system(
         progress.close()
     order = {name: i for i, name in enumerate([*store.tasks(), *tasks])}
     rows = sorted(task_rows(state), key=lambda r: order.get(r["task"], len(order)))
-    return EvolveOutcome(directory, rows, time.time() - t0, progress.trained)
+    outcome = EvolveOutcome(directory, rows, time.time() - t0, progress.trained)
+    end = RunEnded(directory, tuple(rows), outcome.seconds, outcome.trained)
+    for callback in callbacks:
+        callback(end)
+    return outcome
 
 
 class ProgressPrinter:
@@ -251,10 +278,15 @@ class ProgressPrinter:
         self.trained = 0
         self.tag_tasks = False  # name the task on candidate lines (tasks evolving at once)
         self.tensorboard: Any = None  # optional scalars (munet.store.tensorboard)
+        self.callbacks: list[Callback] = []  # user callbacks of typed events (munet.events)
 
     def __call__(self, event: str, **info: Any) -> None:
         if self.tensorboard is not None:
             self.tensorboard(event, **info)
+        typed = typed_event(event, info) if self.callbacks else None
+        if typed is not None:
+            for callback in self.callbacks:
+                callback(typed)
         if event == "iteration_start":
             self.say(
                 f"== task {info['task']} iteration {info['iteration']} "

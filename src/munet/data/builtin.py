@@ -19,6 +19,7 @@ import torch
 
 from munet.data import charsets, glyphs
 from munet.data.cache import load_arrays, resolve_cache_dir, save_arrays
+from munet.data.catalog import CATALOG, list_builtin_tasks
 from munet.data.task import SPLITS, TaskData
 from munet.errors import TaskError
 
@@ -296,53 +297,15 @@ def _glyph_loader(name: str) -> Loader:
 
 # ----------------------------------------------------------------------------- registry
 
-_GLYPH_STYLE = "32x32 gray, random font/size/rotation/shift/stroke/blur"
-BUILTIN_TASKS: dict[str, BuiltinTask] = {
-    t.name: t
-    for t in (
-        BuiltinTask(
-            "fashion_mnist",
-            "Fashion-MNIST: 10 clothing classes, 28x28 gray (Debian dataset-fashion-mnist)",
-            _load_fashion_mnist,
-        ),
-        BuiltinTask(
-            "digits",
-            "scikit-learn handwritten digits: 10 classes, 8x8 gray, 1797 images",
-            _load_digits,
-        ),
-        BuiltinTask(
-            "glyph_digits",
-            f"rendered digits 0-9 from matplotlib's fonts, {_GLYPH_STYLE}",
-            _glyph_loader("glyph_digits"),
-        ),
-        BuiltinTask(
-            "glyph_latin",
-            f"rendered Latin capitals A-Z (26 classes), {_GLYPH_STYLE}",
-            _glyph_loader("glyph_latin"),
-        ),
-        BuiltinTask(
-            "glyph_greek",
-            f"rendered Greek lowercase letters (24 classes), {_GLYPH_STYLE}",
-            _glyph_loader("glyph_greek"),
-        ),
-        BuiltinTask(
-            "glyph_symbols",
-            f"rendered math symbols and arrows (20 classes), {_GLYPH_STYLE}",
-            _glyph_loader("glyph_symbols"),
-        ),
-        BuiltinTask(
-            "pretrain_glyphs",
-            "root-pretraining corpus: 175 glyph classes disjoint from all built-in tasks",
-            _glyph_loader("pretrain_glyphs"),
-            listed=False,
-        ),
-    )
+_LOADERS: dict[str, Loader] = {
+    "fashion_mnist": _load_fashion_mnist,
+    "digits": _load_digits,
+    **{name: _glyph_loader(name) for name in GLYPH_TASKS},
 }
-
-
-def list_builtin_tasks() -> list[tuple[str, str]]:
-    """(name, one-line description) of the built-in tasks offered to users, in a fixed order."""
-    return [(t.name, t.description) for t in BUILTIN_TASKS.values() if t.listed]
+BUILTIN_TASKS: dict[str, BuiltinTask] = {
+    name: BuiltinTask(name, entry.description, _LOADERS[name], listed=entry.listed)
+    for name, entry in CATALOG.items()
+}
 
 
 def normalize_name(name: str) -> str:

@@ -16,11 +16,11 @@ FILES_PER_CALL = 256  # bounds memory when predicting a large folder
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from munet.serve.system import load
-    from munet.train.device import configure_threads, resolve_device
+    from munet.api import load
+    from munet.train.device import configure_threads
 
     configure_threads(args.threads)
-    return load(args.system, device=resolve_device(args.device), batch_size=args.batch_size)
+    return load(args.system, device=args.device, batch_size=args.batch_size)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -54,10 +54,10 @@ def _line(row: dict[str, Any], top_k: int) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from munet.serve.export import export_task
+    from munet.api import export
 
     system = _open(args)
-    done = export_task(system, args.task, args.out, args.format)
+    done = export(system, args.task, args.out, args.format)
     for f in done["files"]:
         print(f"wrote {f}")
     cfg = json.loads(open(done["files"][-1]).read())
@@ -97,7 +97,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _system_options(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
-    sp.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    sp.add_argument(
+        "--device", default="auto", help="auto (CUDA when visible), cpu, cuda or cuda:N"
+    )
     sp.add_argument(
         "--batch-size",
         type=int,
