@@ -61,17 +61,21 @@ BUILTIN_ROOTS: dict[str, BuiltinRoot] = {
         RootArch(
             embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
         ),
-        steps=2400,
-        description="ViT-Ti/16, 3 blocks, 32 px (the spec's character root), ~3 min to pretrain",
+        steps=7200,
+        train_per_class=600,
+        description="ViT-Ti/16, 3 blocks, 32 px (the spec's character root); the default",
+        expected_minutes=15,
     ),
     "vit_micro": BuiltinRoot(
         RootArch(
             embed_dim=48, depth=2, num_heads=3, mlp_hidden_dim=96, patch_size=8, image_size=32
         ),
-        steps=1000,
+        steps=6000,
         batch_size=64,
-        lr=2e-3,
-        description="a 2-block, 48-wide ViT for tests and smoke runs (seconds to pretrain)",
+        lr=3e-3,
+        train_per_class=600,
+        description="a 2-block, 48-wide ViT for tests and smoke runs",
+        expected_minutes=3,
     ),
 }
 
@@ -251,6 +255,22 @@ def load_builtin(name: str, log: Callable[[str], None] | None = None, seed: int 
     return Root(f"builtin:{name}", arch, split_timm_state(state, arch), info)
 
 
+def machine_name(device: torch.device) -> str:
+    """CPU model and core count (and the GPU's name on CUDA), for provenance records."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    name = f"{cpu}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        name += f", {torch.cuda.get_device_name(device)}"
+    return name
+
+
 def pretrain(
     spec: BuiltinRoot,
     seed: int = 0,
@@ -327,8 +347,6 @@ def pretrain(
         xv = prepare_eval(corpus.val_x, spec.arch.image_size).to(dev)
         pred = torch.cat([model(xv[i : i + 512]).argmax(-1) for i in range(0, len(xv), 512)])
         acc = float((pred.cpu() == corpus.val_y).float().mean())
-    import platform
-
     info = {
         "name": name,
         "seed": seed,
@@ -343,8 +361,7 @@ def pretrain(
         "corpus_train": len(corpus.train_y),
         "val_accuracy": acc,
         "seconds": round(time.time() - t0, 1),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus "
-        f"{dev.type}".replace("  ", " "),
+        "machine": machine_name(dev),
         "torch": torch.__version__,
         "format": ROOT_FORMAT,
     }
@@ -385,7 +402,7 @@ def pretrain_builtin(
     if weights.is_file() and meta.is_file() and not force:
         return json.loads(meta.read_text())
     state, info = pretrain(BUILTIN_ROOTS[name], seed, say, device, name)
-    blob = save(state, metadata={"recipe": recipe_key(name), "name": name})
+    blob = save(state)  # no metadata: safetensors may write a metadata map in any order
     info["recipe"] = recipe_key(name)
     info["sha256"] = hashlib.sha256(blob).hexdigest()
     shipped = shipped_info(name) if seed == 0 else None

@@ -99,8 +99,11 @@ class PathModel(nn.Module):
         return torch.cat([cls, x], dim=1) + self.pos_embed
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images
-        for k, (_, stage) in enumerate(self.stages()):
+        return self.forward_from(images, 0)
+
+    def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """Run stages ``start``… on ``x`` (the output of stage ``start - 1``, or images)."""
+        for k, (_, stage) in enumerate(self.stages()[start:], start):
             if k < self.grad_from:
                 with torch.no_grad():
                     x = stage(x)
@@ -108,10 +111,38 @@ class PathModel(nn.Module):
                 x = stage(x)
         return x
 
+    @torch.no_grad()
+    def frozen_prefix(self, images: torch.Tensor) -> torch.Tensor:
+        """The output of the stages below ``grad_from`` (those that need no autograd)."""
+        x = images
+        for _, stage in self.stages()[: self.grad_from]:
+            x = stage(x)
+        return x
+
 
 def stage_of(name: str) -> str:
     """The forward stage a component belongs to (cls and pos embeddings join the embedding)."""
     return EMBEDDING if name in (CLS, POSEMBED) else name
+
+
+StageKey = tuple[Any, ...]
+
+
+def stage_keys(
+    model: PathModel, components: Sequence[Component], image_size: int
+) -> list[StageKey]:
+    """One key per forward stage of ``model``: the stage name and the ids of the components it
+    runs (the embedding also carries the image size). Equal keys = the same computation."""
+    ids: dict[str, list[int]] = {}
+    for comp in components:
+        ids.setdefault(stage_of(comp.name), []).append(comp.id)
+    keys: list[StageKey] = []
+    for name, _ in model.stages():
+        key: StageKey = (name, tuple(ids.get(name, ())))
+        if name == EMBEDDING:
+            key += (int(image_size),)
+        keys.append(key)
+    return keys
 
 
 def build_model(

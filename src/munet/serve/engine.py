@@ -18,15 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
-from munet.model.vit import PathModel, stage_of
-from munet.system.arch import EMBEDDING
+from munet.model.vit import PathModel, StageKey, stage_keys
 from munet.system.path import Path
 
-StageKey = tuple[Any, ...]
 Stage = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -40,18 +37,8 @@ class Route:
 
 def route_of(path: Path, model: PathModel) -> Route:
     """The route of a path through ``model`` (built from that path's components)."""
-    ids: dict[str, list[int]] = {}
-    for comp in path.components:
-        ids.setdefault(stage_of(comp.name), []).append(comp.id)
-    keys: list[StageKey] = []
-    stages: list[Stage] = []
-    for name, fn in model.stages():
-        key: StageKey = (name, tuple(ids[name]))
-        if name == EMBEDDING:
-            key += (int(path.hparams["ds_image_size"]),)
-        keys.append(key)
-        stages.append(fn)
-    return Route(keys, stages)
+    keys = stage_keys(model, path.components, int(path.hparams["ds_image_size"]))
+    return Route(keys, [fn for _, fn in model.stages()])
 
 
 def shared_prefix(a: Route, b: Route) -> int:

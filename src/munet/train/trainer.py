@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from munet.data.pipeline import TrainStream, prepare_eval, val_subset
 from munet.data.task import TaskData
-from munet.model.vit import PathModel, build_model
+from munet.model.vit import PathModel, build_model, stage_keys
 from munet.system.arch import RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
@@ -35,6 +35,7 @@ class TrainSettings:
     validation_batches: int = 10  # validation subset = batch_size × this
     eval_batch_size: int = 256
     device: str = "cpu"
+    fuse: bool = True  # compute a frozen prefix once for the candidates that share it
 
     def interval(self, num_train: int) -> int:
         """I = min(ceil(train examples / batch size), cap)."""
@@ -62,16 +63,6 @@ def autocast(device: torch.device) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-@torch.no_grad()
-def mean_batch_accuracy(
-    model: PathModel, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
-) -> float:
-    """Validation quality: the mean of per-batch accuracies over the fixed subset (spec §5)."""
-    with autocast(batches[0][0].device):
-        accs = [float((model(x).argmax(-1) == y).float().mean()) for x, y in batches]
-    return sum(accs) / len(accs)
-
-
 class _Run:
     """One candidate's training state within a generation batch."""
 
@@ -87,6 +78,9 @@ class _Run:
         self.status = "ok"
         self.seconds = 0.0
         self.images = 0
+        keys = stage_keys(model, path.components, int(hp["ds_image_size"]))
+        #: what the frozen stages compute; runs with equal keys share that work (fusion)
+        self.prefix_key = tuple(keys[: model.grad_from])
 
     def take_snapshot(self) -> None:
         """Copy the trainable components' current tensors to host memory."""
@@ -150,24 +144,20 @@ class Trainer:
         for step in range(total):
             x, y = next(stream)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            for run in runs:
-                if run.status != "ok":
-                    continue
+            live = [run for run in runs if run.status == "ok"]
+            prefixes = self._prefixes(live, x)
+            for run in live:
                 t0 = time.perf_counter()
-                self._step(run, x, y, step, total, interval)
+                self._step(run, prefixes[id(run)], y, step, total, interval)
                 run.seconds += time.perf_counter() - t0
                 run.images += len(y)
             if (step + 1) % interval == 0:
-                for run in runs:
-                    if run.status != "ok":
-                        continue
-                    t0 = time.perf_counter()
-                    acc = mean_batch_accuracy(run.model, val)
+                live = [run for run in runs if run.status == "ok"]
+                for run, acc in zip(live, self._validate(live, val), strict=True):
                     run.history.append(acc)
                     if acc > run.best:
                         run.best = acc
                         run.take_snapshot()
-                    run.seconds += time.perf_counter() - t0
         results = []
         for run in runs:
             if run.status != "ok":
@@ -181,14 +171,51 @@ class Trainer:
                 )
         return results
 
+    def _prefixes(self, runs: Sequence[_Run], x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Each run's input to its first trainable stage: the frozen prefix, computed once per
+        distinct prefix (bit-identical to each run computing it: the same ops on the same
+        tensors); its time is shared equally by the runs that use it."""
+        out: dict[int, torch.Tensor] = {}
+        groups: dict[Any, list[_Run]] = {}
+        for run in runs:
+            key = run.prefix_key if self.settings.fuse else id(run)
+            groups.setdefault(key, []).append(run)
+        for group in groups.values():
+            t0 = time.perf_counter()
+            with autocast(x.device):
+                h = group[0].model.frozen_prefix(x)
+            share = (time.perf_counter() - t0) / len(group)
+            for run in group:
+                out[id(run)] = h
+                run.seconds += share
+        return out
+
+    def _validate(
+        self, runs: Sequence[_Run], val: Sequence[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[float]:
+        """Validation quality of every run (the mean of per-batch accuracies, spec §5), with
+        shared frozen prefixes computed once per batch."""
+        accs: dict[int, list[float]] = {id(run): [] for run in runs}
+        with torch.no_grad():
+            for x, y in val:
+                prefixes = self._prefixes(runs, x)
+                for run in runs:
+                    t0 = time.perf_counter()
+                    with autocast(x.device):
+                        out = run.model.forward_from(prefixes[id(run)], run.model.grad_from)
+                    accs[id(run)].append(float((out.argmax(-1) == y).float().mean()))
+                    run.seconds += time.perf_counter() - t0
+        return [sum(accs[id(run)]) / len(accs[id(run)]) for run in runs]
+
     def _step(
-        self, run: _Run, x: torch.Tensor, y: torch.Tensor, step: int, total: int, interval: int
+        self, run: _Run, h: torch.Tensor, y: torch.Tensor, step: int, total: int, interval: int
     ) -> None:
+        """One SGD step of ``run`` from ``h``, the output of its frozen prefix."""
         lr = learning_rate(step, run.hp, total, interval)
         for group in run.opt.param_groups:
             group["lr"] = lr
-        with autocast(x.device):
-            loss = F.cross_entropy(run.model(x).float(), y)
+        with autocast(h.device):
+            loss = F.cross_entropy(run.model.forward_from(h, run.model.grad_from).float(), y)
         if not torch.isfinite(loss):
             run.status = f"diverged: loss {loss.item()} at step {step}"
             return

@@ -1,0 +1,80 @@
+"""Generation-batch fusion: shared frozen prefixes computed once, results bit-identical."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from munet.model.ops import TorchOps
+from munet.model.root import load_root
+from munet.runner import load_tasks
+from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.state import Settings, make_root_state
+from munet.train.trainer import Trainer, TrainSettings
+
+
+def generation(mutate: bool, n: int = 4):
+    root = load_root("builtin:vit_micro")
+    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
+    s = Settings(
+        space=search_space_for(root.arch.depth, root.arch.patch_size),
+        defaults=BASE_DEFAULTS,
+        mutation_prob=0.5,
+    )
+    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
+    kids = [
+        state.assemble_child(
+            state.root, "digits", 10, ds, mutate, np.random.default_rng(i), TorchOps(), s
+        )[0]
+        for i in range(n)
+    ]
+    return root, kids, ds
+
+
+def train(root, kids, ds, fuse):
+    settings = TrainSettings(batch_size=16, validations=2, interval_cap=4, fuse=fuse)
+    trainer = Trainer(root.arch, load_tasks(["builtin:digits"]), settings)
+    calls = []
+    from munet.model.vit import PathModel
+
+    original = PathModel.frozen_prefix
+
+    def counting(self, images):
+        calls.append(self.grad_from)
+        return original(self, images)
+
+    PathModel.frozen_prefix = counting
+    try:
+        results = trainer.train_generation("digits", kids, ds, seed=3)
+    finally:
+        PathModel.frozen_prefix = original
+    return results, calls
+
+
+def assert_identical(a, b):
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.quality == rb.quality and ra.history == rb.history
+        assert ra.params.keys() == rb.params.keys()
+        for cid in ra.params:
+            for k in ra.params[cid]:
+                assert torch.equal(ra.params[cid][k], rb.params[cid][k])
+
+
+def test_seed_phase_candidates_share_their_whole_body_and_train_identically():
+    root, kids, ds = generation(mutate=False)
+    fused, fused_calls = train(root, kids, ds, fuse=True)
+    root, kids, ds = generation(mutate=False)
+    plain, plain_calls = train(root, kids, ds, fuse=False)
+    assert_identical(fused, plain)
+    # 4 head-only children: one prefix per batch fused, four unfused
+    assert len(plain_calls) == 4 * len(fused_calls)
+
+
+def test_mutated_candidates_fuse_what_they_share_and_train_identically():
+    root, kids, ds = generation(mutate=True)
+    keys = {tuple(c.id for c in k.components if not c.trainable) for k in kids}
+    fused, fused_calls = train(root, kids, ds, fuse=True)
+    root, kids, ds = generation(mutate=True)
+    plain, plain_calls = train(root, kids, ds, fuse=False)
+    assert_identical(fused, plain)
+    assert len(fused_calls) < len(plain_calls) or len(keys) == len(kids)
