@@ -51,7 +51,9 @@ def test_path_without_adapters_exports_a_plain_timm_state_dict(synthetic, tmp_pa
     hub = timm.create_model(
         "vit_tiny_patch16_224",
         pretrained=True,
-        pretrained_cfg_overlay=dict(file=str(tmp_path / "alpha.safetensors"), num_classes=4),
+        pretrained_cfg_overlay=dict(
+            file=str(tmp_path / "alpha.safetensors"), num_classes=4, custom_load=False
+        ),
         num_classes=4,
         **{k: args[k] for k in keep},
     ).eval()

@@ -60,9 +60,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     done = export(system, args.task, args.out, args.format)
     for f in done["files"]:
         print(f"wrote {f}")
-    cfg = json.loads(open(done["files"][-1]).read())
     if done["max_abs_diff"] is not None:
         print(f"checked: max |logit difference| to the system's model {done['max_abs_diff']:.3g}")
+    if "usage" in done:  # a --format timm folder
+        kind = "timm Hugging Face folder" if done["format"] == "timm" else "munet-format folder"
+        print(f"{kind}; load with: {done['usage']}")
+        return 0
+    cfg = json.loads(open(done["files"][-1]).read())
     if "usage" in cfg:
         print(f"plain timm state dict; load with: {cfg['usage']}")
     if "note" in cfg:
@@ -120,11 +124,25 @@ def add_serve_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of lines")
     p.set_defaults(func=cmd_predict)
 
-    e = sub.add_parser("export", help="export one task's model (safetensors + JSON, or ONNX)")
+    e = sub.add_parser(
+        "export",
+        help="export one task's model (a timm Hugging Face folder, safetensors + JSON, or ONNX)",
+    )
     _system_options(e)
     e.add_argument("--task", required=True, help="task name")
-    e.add_argument("--out", required=True, help="output file (or existing folder)")
-    e.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors")
+    e.add_argument(
+        "--out",
+        required=True,
+        help="output folder for --format timm; else a file (or an existing folder)",
+    )
+    e.add_argument(
+        "--format",
+        choices=("timm", "safetensors", "onnx"),
+        default="safetensors",
+        help="timm: a folder timm.create_model('local-dir:OUT', pretrained=True) loads (munet's "
+        "format for a path with adapters), with a model card; safetensors (default): one file "
+        "+ JSON; onnx",
+    )
     e.set_defaults(func=cmd_export)
 
     s = sub.add_parser("serve", help="serve every task over HTTP (needs the serve extra)")

@@ -1,10 +1,15 @@
-"""Export one task's model: safetensors + JSON config (timm layout), or ONNX.
+"""Export one task's model: a timm Hugging Face folder, safetensors + JSON, or ONNX.
 
-A path without residual adapters is exactly a timm ``VisionTransformer``: its safetensors file is
-a plain timm state dict and the JSON names the timm constructor arguments. A path with adapters
-is saved in munet's layout (timm keys plus ``adapters.<i>.*``) and is rebuilt by
-:func:`load_exported`; the JSON says so. ONNX files take float images in [-1, 1] with a dynamic
-batch dimension and are checked against the torch model with onnxruntime when it is installed.
+A path without residual adapters is exactly a timm ``VisionTransformer``. ``timm`` (the default)
+writes a folder in timm's Hugging Face layout -- ``config.json`` (``architecture``, ``model_args``,
+``num_classes``, ``label_names``, ``pretrained_cfg`` with mean/std 0.5 and the input size),
+``model.safetensors`` and a model card ``README.md`` -- that
+``timm.create_model("local-dir:DIR", pretrained=True)`` loads and
+``timm.data.resolve_data_config`` understands. A path with adapters is saved in munet's layout
+(timm keys plus ``adapters.<i>.*``), in the same folder shape, and is rebuilt by
+:func:`load_exported`. ``safetensors`` writes one weights file and a JSON beside it. ONNX files
+take float images in [-1, 1] with a dynamic batch dimension and are checked against the torch
+model with onnxruntime when it is installed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from munet.serve.images import prepare_images
 from munet.serve.system import DEFAULT_BATCH_SIZE, MultitaskSystem, TaskInfo, predictions
 from munet.system.arch import RootArch
 
-FORMATS = ("safetensors", "onnx")
+FORMATS = ("timm", "safetensors", "onnx")
 TIMM_ARCHITECTURE = "vit_tiny_patch16_224"
 ONNX_TOLERANCE = 1e-4  # max |onnx - torch| relative to the largest |logit| (at least 1)
 
@@ -82,9 +87,11 @@ def _config(system: MultitaskSystem, task: str, kind: str) -> dict[str, Any]:
         kw = ", ".join(
             f"{k}={args[k]!r}" for k in ("patch_size", "mlp_ratio", "num_classes", *overlay)
         )
+        # custom_load=False: the architecture's own weights are .npz files read by custom code
         cfg["usage"] = (
             f"timm.create_model({TIMM_ARCHITECTURE!r}, pretrained=True, "
-            f"pretrained_cfg_overlay=dict(file=PATH, num_classes={args['num_classes']}), {kw}); "
+            f"pretrained_cfg_overlay=dict(file=PATH, num_classes={args['num_classes']}, "
+            f"custom_load=False), {kw}); "
             "or timm.models.vision_transformer.VisionTransformer(**model_args) + "
             "load_state_dict(safetensors.torch.load_file(PATH))"
         )
@@ -120,6 +127,8 @@ def export_task(
     path = system.path(task)
     model = system.model(task).cpu()
     plain = not path.hparams.get("adapter_layers")
+    if fmt == "timm":
+        return _export_folder(system, task, model, plain, Path(out))
     if fmt == "onnx":
         target = _out_path(out, task, ".onnx")
         diff = _export_onnx(model, system.task_info(task), target)
@@ -142,6 +151,145 @@ def export_task(
     config_file = target.with_suffix(".onnx.json" if fmt == "onnx" else ".json")
     config_file.write_text(json.dumps(cfg, indent=2) + "\n")
     return {"files": [str(target), str(config_file)], "format": cfg["format"], "max_abs_diff": diff}
+
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
+
+
+def hub_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """timm's Hugging Face ``config.json`` for a plain path, from its munet export config (kept
+    under ``munet``; timm ignores it)."""
+    args = cfg["timm"]["model_args"]
+    size = cfg["preprocess"]["image_size"]
+    n = cfg["num_classes"]
+    return {
+        "architecture": cfg["timm"]["architecture"],
+        "num_classes": n,
+        "num_features": args["embed_dim"],
+        "global_pool": args["global_pool"],
+        "model_args": {k: v for k, v in args.items() if k != "num_classes"},
+        "label_names": list(cfg["class_names"]),
+        "pretrained_cfg": {
+            "tag": f"munet_{cfg['task']}",
+            "custom_load": False,
+            "input_size": [3, size, size],
+            "fixed_input_size": True,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0,
+            "crop_mode": "center",
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "num_classes": n,
+            "pool_size": None,
+            "first_conv": "patch_embed.proj",
+            "classifier": "head",
+        },
+        "munet": cfg,
+    }
+
+
+def _export_folder(
+    system: MultitaskSystem, task: str, model: torch.nn.Module, plain: bool, folder: Path
+) -> dict[str, Any]:
+    """The ``timm`` format: ``folder`` holds model.safetensors, config.json and README.md."""
+    from safetensors.torch import save_file
+
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"--out {folder} is a file; give a folder for --format timm")
+    if not folder.parent.is_dir():
+        raise ExportError(f"folder {folder.parent} does not exist; create it or pick another --out")
+    folder.mkdir(exist_ok=True)
+    cfg = _config(system, task, "timm" if plain else "munet-path")
+    cfg.pop("usage", None)
+    weights, config = folder / WEIGHTS_FILE, folder / CONFIG_FILE
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": "pt", "munet_format": cfg["format"]})
+    if plain:
+        usage = f'timm.create_model("local-dir:{folder}", pretrained=True)'
+        written: dict[str, Any] = hub_config(cfg)
+    else:
+        usage = f'munet.serve.load_exported("{folder}")'
+        written = cfg
+    config.write_text(json.dumps(written, indent=2) + "\n")
+    diff = _check_reload(model, weights, system.task_info(task), plain, cfg)
+    card = folder / CARD_FILE
+    card.write_text(model_card(cfg, system.info(task), usage, plain))
+    return {
+        "files": [str(weights), str(config), str(card)],
+        "format": cfg["format"],
+        "max_abs_diff": diff,
+        "usage": usage,
+    }
+
+
+def model_card(cfg: dict[str, Any], row: dict[str, Any], usage: str, plain: bool) -> str:
+    """A Hugging Face model card: the task, classes, test accuracy, parameters, provenance."""
+    args = cfg["timm"]["model_args"]
+    hp = cfg["munet"]["hparams"]
+    acc = cfg["test_accuracy"]
+    params, accounted = row.get("params"), row.get("accounted_params")
+    classes = ", ".join(f"`{c}`" for c in cfg["class_names"])
+    lines = [
+        "---",
+        "library_name: timm" if plain else "library_name: munet",
+        "tags:",
+        "- image-classification",
+        "- munet",
+        "---",
+        "",
+        f"# {cfg['task']}: a muNet task model",
+        "",
+        f"Image classification for the task **{cfg['task']}** ({cfg['num_classes']} classes), "
+        "one path of a multitask system evolved with munet "
+        "(muNet, Gesmundo & Dean 2022) and exported on its own.",
+        "",
+        f"- test accuracy: {'n/a' if acc is None else f'{acc:.4f}'} (held-out test split, "
+        "never used for selection)",
+        f"- parameters: {params:,} in this model"
+        + (
+            f" ({accounted:,.0f} accounted to the task in its multitask system, where "
+            "components are shared between tasks)"
+            if isinstance(accounted, (int, float))
+            else ""
+        ),
+        f"- task spec: `{row.get('spec')}`",
+        f"- architecture: ViT, {args['depth']} blocks of width {args['embed_dim']}, "
+        f"{args['num_heads']} heads, patch {args['patch_size']}, "
+        f"{args['img_size']}x{args['img_size']} px"
+        + (f", residual adapters before blocks {cfg['adapter_layers']}" if not plain else ""),
+        f"- classes: {classes}",
+        "",
+        "## Use",
+        "",
+        "```python",
+        *(
+            [
+                "import timm",
+                "",
+                f"model = {usage}.eval()",
+                "config = timm.data.resolve_data_config({}, model=model)",
+                "transform = timm.data.create_transform(**config)",
+            ]
+            if plain
+            else ["import munet.serve", "", f"model = {usage}", "model.predict(images)"]
+        ),
+        "```",
+        "",
+        f"Preprocessing: {cfg['preprocess']['description']}.",
+        "",
+        "## How it was built",
+        "",
+        f"munet {cfg['munet_version']} evolved this path from a pretrained root by mutating "
+        "which components to clone and train, the number of layers, residual adapters and the "
+        "optimizer and data hyperparameters, keeping a candidate only if it scored better on "
+        "the task's validation split. Its hyperparameters: "
+        + ", ".join(f"`{k}={v}`" for k, v in sorted(hp.items()))
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _probe(info: TaskInfo, n: int, seed: int = 0) -> torch.Tensor:
@@ -256,13 +404,17 @@ class ExportedModel:
 
 
 def load_exported(path: str | os.PathLike) -> ExportedModel:
-    """Rebuild an exported safetensors model (timm or munet-path format) without its system."""
+    """Rebuild an exported model without its system: a folder of ``--format timm`` (either
+    kind) or a safetensors file (its JSON beside it)."""
     from safetensors.torch import load_file
 
     p = Path(path)
     if p.suffix == ".onnx":
         raise ExportError(f"{p} is ONNX; run it with onnxruntime (its JSON config is beside it)")
-    weights, config = p.with_suffix(".safetensors"), p.with_suffix(".json")
+    if p.is_dir():
+        weights, config = p / WEIGHTS_FILE, p / CONFIG_FILE
+    else:
+        weights, config = p.with_suffix(".safetensors"), p.with_suffix(".json")
     for f in (weights, config):
         if not f.is_file():
             raise ExportError(f"{f} does not exist; export with `munet export` first")
@@ -271,6 +423,8 @@ def load_exported(path: str | os.PathLike) -> ExportedModel:
         state = load_file(str(weights))
     except Exception as err:
         raise ExportError(f"cannot read export {weights} ({err.__class__.__name__})") from None
+    if "architecture" in cfg and isinstance(cfg.get("munet"), dict):
+        cfg = cfg["munet"]  # timm's config.json carries munet's under "munet"
     if cfg.get("format") not in ("timm", "munet-path"):
         raise ExportError(f"{config} has format {cfg.get('format')!r}, not a munet export")
     hp = cfg["munet"]["hparams"]
