@@ -114,10 +114,10 @@ def export(
 ) -> dict[str, Any]:
     """Export one task's model from a system directory (or a loaded system) to ``out``.
 
-    ``format``: ``timm`` (a folder in timm's Hugging Face layout, loadable with
-    ``timm.create_model("local-dir:OUT", pretrained=True)``; paths with residual adapters get
-    a munet-format folder), ``safetensors`` (one file + JSON) or ``onnx``. Returns the files
-    written and the largest logit difference to the system's model.
+    ``format``: ``safetensors`` (one file + JSON), ``timm`` (a folder in timm's Hugging Face
+    layout with a model card, loadable with ``timm.create_model("local-dir:OUT",
+    pretrained=True)``; a path with residual adapters gets a munet-format folder) or ``onnx``.
+    Returns the files written and the largest logit difference to the system's model.
     """
     from munet.serve.export import export_task
 

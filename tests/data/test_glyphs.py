@@ -60,9 +60,10 @@ def test_glyph_task_small_render(cache_dir: Path) -> None:
     # splits are independent renders: no image appears in two splits
     seen = [{img.numpy().tobytes() for img in task.split(s)[0]} for s in ("train", "val", "test")]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
-    path = glyph_cache_path(cache_dir, "glyph_latin", 0, (4, 4, 4), charsets.GLYPH_LATIN)
+    data = cache_dir / "data"  # the data cache inside $MUNET_CACHE_DIR
+    path = glyph_cache_path(data, "glyph_latin", 0, (4, 4, 4), charsets.GLYPH_LATIN)
     assert path.is_file() and f"-r{glyphs.RENDER_VERSION}-s0-" in path.name
-    assert not list(cache_dir.glob("*.tmp"))
+    assert not list(data.glob("*.tmp"))
 
 
 def test_glyph_cache_reused_and_seeded(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

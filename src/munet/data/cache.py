@@ -13,10 +13,21 @@ import numpy as np
 CACHE_ENV = "MUNET_CACHE_DIR"
 
 
-def default_cache_dir() -> Path:
-    """``$MUNET_CACHE_DIR`` if set, else ``~/.cache/munet/data``."""
+def cache_root() -> Path:
+    """munet's cache folder: ``$MUNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/munet``, else
+    ``~/.cache/munet`` (rendered data in ``data/``, pretrained builtin roots in ``roots/``)."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "munet" / "data"
+    if env:
+        return Path(env).expanduser()
+    xdg = Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser()
+    if not xdg.is_absolute():  # the XDG spec: a relative path is invalid and ignored
+        xdg = Path.home() / ".cache"
+    return xdg / "munet"
+
+
+def default_cache_dir() -> Path:
+    """The data cache: ``data/`` in :func:`cache_root`."""
+    return cache_root() / "data"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> Path:

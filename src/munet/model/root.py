@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from munet.data.cache import CACHE_ENV
+from munet.data.cache import cache_root
 from munet.errors import RootError
 from munet.system.arch import (
     CLS,
@@ -91,9 +91,8 @@ class Root:
 
 
 def cache_dir() -> Path:
-    """``$MUNET_CACHE_DIR`` (the same variable as the data cache) or ``~/.cache/munet``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "munet"
+    """munet's cache folder (:func:`munet.data.cache.cache_root`); roots go in ``roots/``."""
+    return cache_root()
 
 
 def split_timm_state(
