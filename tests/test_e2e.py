@@ -38,8 +38,9 @@ def test_tiny_evolve_builds_a_consistent_system(two_task_system):
         assert accounted_params(path) == want
         assert path.component("head").locks == {task}
         assert path.component("encoder_norm").locks >= {task}
-        # chance is 0.1 for both ten-class tasks
-        assert path.metrics["test_quality"] > 0.2, (task, path.metrics)
+        # chance is 0.1 for both ten-class tasks; on the shipped vit_micro root (the same bits on
+        # every machine) seeds 0-2 reach 0.67-0.79: 0.4 leaves a wide margin for other CPUs
+        assert path.metrics["test_quality"] > 0.4, (task, path.metrics)
     rows = list(csv.DictReader(open(two_task_system / "candidates.csv")))
     assert len(rows) == 2 * 2 * 3
     assert {r["task"] for r in rows} == {"digits", "glyph_digits"}
