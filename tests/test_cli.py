@@ -26,32 +26,35 @@ def test_version_comes_from_the_package_metadata(capsys):
     assert munet.__version__ == want
 
 
-def test_tasks_command_does_not_import_torch():
-    code = (
-        "import sys\n"
-        "from munet.cli import main\n"
-        "assert main(['tasks']) == 0\n"
-        "heavy = [m for m in ('torch', 'numpy', 'timm') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def _python(*lines: str) -> str:
+    """stdout of a fresh interpreter running ``lines`` (a module cache would hide imports)."""
+    run = subprocess.run([sys.executable, "-c", "\n".join(lines)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    lines = run.stdout.splitlines()
+    return run.stdout
+
+
+def test_tasks_command_does_not_import_torch():
+    out = _python(
+        "import sys",
+        "from munet.cli import main",
+        "assert main(['tasks']) == 0",
+        "heavy = [m for m in ('torch', 'numpy', 'timm') if m in sys.modules]",
+        "assert not heavy, heavy",
+    )
+    lines = out.splitlines()
     assert lines[0].startswith("built-in tasks")
     assert [ln.split()[:2] for ln in lines[1:3]] == [["*", "fashion_mnist"], ["*", "digits"]]
     assert len(lines) == 7  # six listed tasks; the pretraining corpus is hidden
 
 
 def test_import_munet_is_lazy():
-    code = (
-        "import sys, munet\n"
-        "assert 'torch' not in sys.modules\n"
-        "assert callable(munet.evolve) and callable(munet.export) and munet.Config\n"
-        "print(sorted(munet.__all__))\n"
+    out = _python(
+        "import sys, munet",
+        "assert 'torch' not in sys.modules",
+        "assert callable(munet.evolve) and callable(munet.export) and munet.Config",
+        "print(sorted(munet.__all__))",
     )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    names = set(eval(run.stdout))
+    names = set(eval(out))
     assert {"evolve", "add_tasks", "check", "report", "export", "load", "Config"} <= names
 
 
