@@ -89,3 +89,12 @@ def test_export_cli_timm_format(synthetic_dir, tmp_path, capsys):
     assert "is a file" in capsys.readouterr().err
     with pytest.raises(ExportError, match="does not exist"):
         load_exported(tmp_path / "empty-folder-missing")
+
+
+def test_top_level_export_opens_a_system_directory(synthetic_dir, synthetic, tmp_path):
+    import munet
+
+    done = munet.export(synthetic_dir, "beta", tmp_path / "beta", format="timm")
+    assert done["format"] == "timm" and done["max_abs_diff"] == 0.0
+    x = _probe(synthetic, "beta", 3)
+    assert torch.equal(load_exported(tmp_path / "beta").logits(x), synthetic.logits("beta", x))
