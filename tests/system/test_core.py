@@ -310,3 +310,17 @@ def test_no_locked_component_is_ever_trainable_in_a_candidate(seed, prob):
             for cid in shared:
                 comp = next(c for c in p.components if c.id == cid)
                 assert {p.task, q.task} <= comp.locks
+
+
+def test_stage_flops_count_the_matmuls_of_each_stage():
+    hp = {"ds_image_size": 32, "adapter_dim": 32, "num_classes": 10}
+    # 32 px, patch 16: 4 patches + the class token
+    assert TI3.stage_flops("embedding", hp) == 2 * 4 * 3 * 16 * 16 * 192
+    dense = 5 * (3 * 192 * 192 + 192 * 192 + 2 * 192 * 768)
+    assert TI3.stage_flops("encoderblock_0", hp) == 2 * (dense + 2 * 5 * 5 * 192)
+    assert TI3.stage_flops("residual_adapter_1", hp) == 2 * 5 * 2 * 192 * 32
+    assert TI3.stage_flops("head", hp) == 2 * 192 * 10
+    assert TI3.stage_flops("encoder_norm", hp) == 0
+    # a B/16 block at 224 px: ~17.4 GFLOPs... per 12 blocks ~ the usual 35 GFLOPs of ViT-B/16
+    b16 = sum(B16.stage_flops(f"encoderblock_{i}", {"ds_image_size": 224}) for i in range(12))
+    assert 33e9 < b16 < 36e9

@@ -78,3 +78,25 @@ def test_mutated_candidates_fuse_what_they_share_and_train_identically():
     plain, plain_calls = train(root, kids, ds, fuse=False)
     assert_identical(fused, plain)
     assert len(fused_calls) < len(plain_calls) or len(keys) == len(kids)
+
+
+def test_each_candidate_counts_its_own_flops_fused_or_not():
+    root, kids, ds = generation(mutate=True)
+    fused, _ = train(root, kids, ds, fuse=True)
+    for kid, res in zip(kids, fused, strict=True):
+        hp = kid.hparams
+        names = [c.name for c in kid.components]
+        stages = ["embedding"] + [
+            n for n in names if n.startswith(("residual_adapter_", "encoderblock_"))
+        ]
+        stages += ["encoder_norm", "head"]
+        flops = [root.arch.stage_flops(s, hp) for s in stages]
+        trainable = {c.name for c in kid.trainable_components()}
+        stage_of = {"cls": "embedding", "posembed_input": "embedding"}
+        lowest = min(stages.index(stage_of.get(n, n)) for n in trainable)
+        per_train = sum(flops[:lowest]) + 3 * sum(flops[lowest:])
+        assert res.flops >= per_train * res.images
+        evals = res.flops - per_train * res.images
+        assert evals > 0 and evals % sum(flops) == 0  # whole validation forwards
+    plain, _ = train(*generation(mutate=True), fuse=False)
+    assert [r.flops for r in plain] == [r.flops for r in fused]

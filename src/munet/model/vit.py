@@ -81,6 +81,12 @@ class PathModel(nn.Module):
         self.norm = LayerNorm(d)
         self.head = nn.Linear(d, int(hparams["num_classes"]))
         self.grad_from = 0  # index of the first stage that needs autograd (see stages())
+        self.arch = arch
+        self.hparams = dict(hparams)
+
+    def arch_flops(self, stage: str) -> int:
+        """Forward FLOPs of ``stage`` on one image (see ``RootArch.stage_flops``)."""
+        return self.arch.stage_flops(stage, self.hparams)
 
     def stages(self) -> list[tuple[str, Any]]:
         """Forward stages in order; names match component names."""

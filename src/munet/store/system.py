@@ -264,6 +264,7 @@ class SystemStore:
             float(record["seconds"]),
             int(record["images"]),
             record["status"],
+            float(record.get("flops", 0.0)),  # older systems did not count FLOPs
         )
 
     def generation_done(
@@ -386,6 +387,7 @@ class SystemStore:
             "accounted_params",
             "seconds",
             "images",
+            "flops",
             "status",
             "hparams",
         ]

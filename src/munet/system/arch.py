@@ -136,6 +136,27 @@ class RootArch:
             }
         raise KeyError(f"unknown component name {name!r}")
 
+    def stage_flops(self, name: str, hparams: Mapping[str, Any]) -> int:
+        """Forward FLOPs of one stage on one image (2 per multiply-add; matmuls only, as is
+        usual: norms, softmax and GELU add a few percent). Stage names are the forward stages:
+        embedding, residual_adapter_i, encoderblock_i, encoder_norm, head."""
+        d, h = self.embed_dim, self.mlp_hidden_dim
+        patches = self.num_patches(int(hparams["ds_image_size"]))
+        tokens = 1 + patches
+        if name == EMBEDDING:
+            return 2 * patches * self.in_chans * self.patch_size**2 * d
+        if name.startswith(BLOCK_PREFIX):
+            dense = tokens * (3 * d * d + d * d + 2 * d * h)
+            attention = 2 * tokens * tokens * d  # scores and weighted sum
+            return 2 * (dense + attention)
+        if name.startswith(ADAPTER_PREFIX):
+            return 2 * tokens * 2 * d * int(hparams["adapter_dim"])
+        if name == ENCODER_NORM:
+            return 0
+        if name == HEAD:
+            return 2 * d * int(hparams["num_classes"])
+        raise KeyError(f"unknown stage name {name!r}")
+
     def reference_params(self) -> int:
         """P_ref: the root's parameter count at image size 32 with a 2-class head (spec §6)."""
         hp = {"num_layers": self.depth, "ds_image_size": 32, "num_classes": 2, "adapter_layers": []}

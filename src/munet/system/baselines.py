@@ -229,12 +229,14 @@ class BaselineState(SystemState):
 
 
 def baseline_settings(settings: Settings, budget: BaselineBudget) -> Settings:
-    """The loop's settings for a baseline: one task iteration of one generation batch."""
+    """The loop's settings for a baseline: one task iteration of one generation batch, every
+    replica trained (no seed screening: the replicas are all the root)."""
     return replace(
         settings,
         task_iterations=1,
         candidates_per_iteration=budget.replicas,
         generation_batch_size=budget.replicas,
+        seed_keep=None,
     )
 
 

@@ -29,6 +29,7 @@ class CandidateResult:
     seconds: float = 0.0
     images: int = 0  # training images consumed
     status: str = "ok"  # "ok" or "diverged: <why>"
+    flops: float = 0.0  # training (frozen prefix forward; forward + backward above) + validation
 
 
 class Trainer(Protocol):
@@ -213,6 +214,7 @@ def _judge(
         history=list(res.history),
         seconds=round(res.seconds, 3),
         images=res.images,
+        flops=res.flops,
         status=res.status,
         accounted_params=params,
         baseline=None if math.isinf(baseline) else baseline,

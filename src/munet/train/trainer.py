@@ -81,6 +81,12 @@ class _Run:
         keys = stage_keys(model, path.components, int(hp["ds_image_size"]))
         #: what the frozen stages compute; runs with equal keys share that work (fusion)
         self.prefix_key = tuple(keys[: model.grad_from])
+        flops = [model.arch_flops(name) for name, _ in model.stages()]
+        #: FLOPs per training image (frozen prefix forward, forward + backward above it) and per
+        #: validation image (forward)
+        self.train_flops = sum(flops[: model.grad_from]) + 3 * sum(flops[model.grad_from :])
+        self.eval_flops = sum(flops)
+        self.flops = 0.0
 
     def take_snapshot(self) -> None:
         """Copy the trainable components' current tensors to host memory."""
@@ -151,6 +157,7 @@ class Trainer:
                 self._step(run, prefixes[id(run)], y, step, total, interval)
                 run.seconds += time.perf_counter() - t0
                 run.images += len(y)
+                run.flops += run.train_flops * len(y)
             if (step + 1) % interval == 0:
                 live = [run for run in runs if run.status == "ok"]
                 for run, acc in zip(live, self._validate(live, val), strict=True):
@@ -163,11 +170,21 @@ class Trainer:
             if run.status != "ok":
                 self.log(f"candidate {run.path.id} rejected: {run.status}")
                 results.append(
-                    CandidateResult(None, {}, run.history, run.seconds, run.images, run.status)
+                    CandidateResult(
+                        None, {}, run.history, run.seconds, run.images, run.status, run.flops
+                    )
                 )
             else:
                 results.append(
-                    CandidateResult(run.best, run.snapshot, run.history, run.seconds, run.images)
+                    CandidateResult(
+                        run.best,
+                        run.snapshot,
+                        run.history,
+                        run.seconds,
+                        run.images,
+                        "ok",
+                        run.flops,
+                    )
                 )
         return results
 
@@ -205,6 +222,7 @@ class Trainer:
                         out = run.model.forward_from(prefixes[id(run)], run.model.grad_from)
                     accs[id(run)].append(float((out.argmax(-1) == y).float().mean()))
                     run.seconds += time.perf_counter() - t0
+                    run.flops += run.eval_flops * len(y)
         return [sum(accs[id(run)]) / len(accs[id(run)]) for run in runs]
 
     def _step(
