@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = munet's auto)")
+    p.add_argument(
+        "--fusion", action="store_true", help="also time fused vs unfused generation batches"
+    )
     args = p.parse_args(argv)
 
     from munet.data.builtin import load_task
@@ -196,7 +200,52 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | ---: | ---: | ---: | ---: |")
     for kind, n, m, t, r in rows:
         print(f"| {kind} | {n:,} | {m:.0f} | {t:.0f} | {r:.2f} |")
+    if args.fusion:
+        fusion_table(root, data, hp, ds, settings, trainer, seed, args.repeats)
     return 0
+
+
+def fusion_table(root, data, hp, ds, settings, trainer, seed, repeats) -> None:
+    """Fused vs unfused generation batches of 4: seed-phase (head-only children of the root)
+    and mutated (children with cloned components / adapters, mutation_prob 0.3)."""
+    import numpy as np
+
+    from munet.model.ops import TorchOps
+    from munet.system.state import make_root_state
+
+    def batch(mutate: bool):
+        state = make_root_state(root.arch, root.params, hp, TorchOps())
+        s = replace(settings, mutation_prob=0.3)
+        return [
+            state.assemble_child(
+                state.root,
+                "t",
+                data.num_classes,
+                ds,
+                mutate,
+                np.random.default_rng(i),
+                TorchOps(),
+                s,
+            )[0]
+            for i in range(4)
+        ]
+
+    print()
+    print("| generation batch (4 candidates) | unfused s | fused s | fused speed-up |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, mutate in (("seed phase (head-only)", False), ("mutated", True)):
+        times = {True: [], False: []}
+        for rep in range(repeats + 1):
+            for fuse in (True, False) if rep % 2 else (False, True):
+                trainer.settings.fuse = fuse
+                kids = batch(mutate)
+                t0 = time.perf_counter()
+                trainer.train_generation("t", kids, ds, seed)
+                if rep:
+                    times[fuse].append(time.perf_counter() - t0)
+        u, f = statistics.median(times[False]), statistics.median(times[True])
+        print(f"| {label} | {u:.2f} | {f:.2f} | {u / f:.2f}x |", flush=True)
+    trainer.settings.fuse = True
 
 
 if __name__ == "__main__":
