@@ -122,9 +122,10 @@ def cmd_pretrain_root(args: argparse.Namespace) -> int:
             a = spec.arch
             shipped = shipped_info(name)
             where = (
-                f"ships with munet (held-out {shipped['val_accuracy']:.3f})"
+                f"ships with munet (held-out {shipped['val_accuracy']:.4f})"
                 if shipped
-                else f"pretrained on first use, ~{spec.expected_minutes:g} min on 2 CPU cores"
+                else f"pretrained on first use and cached (est. ~{spec.expected_minutes:g} min "
+                "on 2 CPU cores from its FLOPs; bf16 on CUDA)"
             )
             print(
                 f"  {name:<10} {a.depth} blocks, width {a.embed_dim}, patch {a.patch_size}, "

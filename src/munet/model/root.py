@@ -64,7 +64,25 @@ BUILTIN_ROOTS: dict[str, BuiltinRoot] = {
         steps=7200,
         train_per_class=600,
         description="ViT-Ti/16, 3 blocks, 32 px (the spec's character root); the default",
-        expected_minutes=15,
+        expected_minutes=12,
+    ),
+    "vit_ti6": BuiltinRoot(
+        RootArch(
+            embed_dim=192, depth=6, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
+        ),
+        steps=7200,
+        train_per_class=600,
+        description="ViT-Ti/16, 6 blocks, 32 px: deeper, ~1.9x the FLOPs of vit_ti3",
+        expected_minutes=23,
+    ),
+    "vit_ti3_p8": BuiltinRoot(
+        RootArch(
+            embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=8, image_size=32
+        ),
+        steps=7200,
+        train_per_class=600,
+        description="ViT-Ti/8, 3 blocks, 32 px: 4x the tokens (finer detail), ~3.2x the FLOPs",
+        expected_minutes=40,
     ),
     "vit_micro": BuiltinRoot(
         RootArch(
