@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -35,9 +36,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from munet import __version__
+from munet.errors import ConfigError
 from munet.serve.batcher import MicroBatcher
 from munet.serve.errors import ImageError, ImageTooLargeError
-from munet.serve.images import MAX_PIXELS, decode_image
+from munet.serve.images import MAX_PIXELS, check_request_pixels, decode_image
 from munet.serve.system import MultitaskSystem, predictions
 
 
@@ -50,6 +52,25 @@ class ServeSettings:
     max_images: int = 32  # images per request
     max_upload_bytes: int = 8 * 1024 * 1024  # request body
     max_pixels: int = MAX_PIXELS  # per decoded image
+    max_request_pixels: int = 4 * MAX_PIXELS  # all images of one request, from their headers
+    max_decodes: int = 2  # images decoded at once, over all requests (bounds peak memory)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_batch_images",
+            "max_images",
+            "max_upload_bytes",
+            "max_pixels",
+            "max_request_pixels",
+            "max_decodes",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"serve setting {name}={value!r} is invalid; use an integer >= 1")
+        if not 0 <= self.batch_wait_ms <= 60_000:
+            raise ConfigError(
+                f"serve setting batch_wait_ms={self.batch_wait_ms!r} is invalid; use 0..60000"
+            )
 
 
 class ApiError(Exception):
@@ -68,7 +89,7 @@ def _top_k(raw: Any) -> int:
         k = int(raw)
         if isinstance(raw, bool) or k < 1 or str(k) != str(raw).strip():
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ApiError(400, f"top_k={raw!r} is invalid; use a positive integer") from None
     return k
 
@@ -117,6 +138,10 @@ def _json_images(body: bytes) -> tuple[list, dict]:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, 'body is not valid JSON; send {"images": [base64, ...]}') from None
+    except RecursionError:  # the C parser bounds its depth by the recursion limit
+        raise ApiError(
+            400, 'JSON body is nested too deeply; send {"images": [base64, ...]}'
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise ApiError(400, 'JSON body must be an object with a list "images" of base64 strings')
     files = []
@@ -147,6 +172,7 @@ def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -
     app.state.system = system
     app.state.batcher = batcher
     app.state.settings = s
+    decode_slots = threading.BoundedSemaphore(s.max_decodes)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -202,6 +228,7 @@ def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -
             files, fields = await _multipart(request, body, s.max_images)
         else:
             files, fields = _json_images(body)
+        del body  # the parsed files hold their own bytes
         top_k = _top_k(fields.get("top_k", request.query_params.get("top_k", 1)))
         if not files:
             raise ApiError(400, "no images in the request; attach image files or base64 images")
@@ -209,8 +236,19 @@ def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -
             raise ApiError(413, f"too many images ({len(files)}); send at most {s.max_images}")
 
         def prepare() -> Any:
-            images = [decode_image(data, name, s.max_pixels) for name, data in files]
-            return system.prepare(task, images)
+            # Headers first: a request over its pixel budget is refused before any decode.
+            # Then one image at a time, shrunk early, so its full-size pixels are freed
+            # before the next is decoded; the slots bound decodes across requests.
+            check_request_pixels(files, s.max_pixels, s.max_request_pixels)
+            size = system.task_info(task).image_size
+            parts = []
+            while files:
+                name, data = files.pop(0)
+                with decode_slots:
+                    img = decode_image(data, name, s.max_pixels, image_size=size)
+                    parts.append(system.prepare(task, [img]))
+                    del img
+            return parts[0] if len(parts) == 1 else torch.cat(parts)
 
         try:
             x = await run_in_threadpool(prepare)

@@ -74,7 +74,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """ServeSettings arguments from the serve flags; a bad flag is one ConfigError naming it."""
+    from munet.errors import ConfigError
+
+    def bad(flag: str, value: Any, want: str) -> ConfigError:
+        return ConfigError(f"{flag} {value} is invalid; use {want}")
+
+    if not 1 <= args.port <= 65535:
+        raise bad("--port", args.port, "a TCP port 1..65535")
+    if not 0 <= args.batch_wait_ms <= 60_000:  # also refuses nan
+        raise bad("--batch-wait-ms", args.batch_wait_ms, "0..60000 milliseconds")
+    for flag, value in (
+        ("--max-batch-images", args.max_batch_images),
+        ("--max-images", args.max_images),
+        ("--max-decodes", args.max_decodes),
+    ):
+        if value < 1:
+            raise bad(flag, value, "a positive integer")
+    if not 0 < args.max_upload_mb <= 4096:
+        raise bad("--max-upload-mb", args.max_upload_mb, "a size in MB, 0 < MB <= 4096")
+    if not 0 < args.max_request_mpixels <= 10_000:
+        raise bad("--max-request-mpixels", args.max_request_mpixels, "megapixels, 0 < M <= 10000")
+    return dict(
+        batch_wait_ms=args.batch_wait_ms,
+        max_batch_images=args.max_batch_images,
+        max_images=args.max_images,
+        max_upload_bytes=max(1, int(args.max_upload_mb * 1024 * 1024)),
+        max_request_pixels=max(1, int(args.max_request_mpixels * 1_000_000)),
+        max_decodes=args.max_decodes,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    checked = _serve_settings(args)  # bad flags fail before the system loads
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
@@ -85,12 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from munet.serve.app import ServeSettings, serve
 
     system = _open(args)
-    settings = ServeSettings(
-        batch_wait_ms=args.batch_wait_ms,
-        max_batch_images=args.max_batch_images,
-        max_images=args.max_images,
-        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
-    )
+    settings = ServeSettings(**checked)
     print(
         f"serving {len(system.tasks)} tasks ({', '.join(system.tasks)}) from {args.system} "
         f"on http://{args.host}:{args.port}"
@@ -153,5 +181,15 @@ def add_serve_commands(sub: Any) -> None:
     s.add_argument("--max-batch-images", type=int, default=128, help="images per micro-batch")
     s.add_argument("--max-images", type=int, default=32, help="images per request")
     s.add_argument("--max-upload-mb", type=float, default=8.0, help="request body limit")
+    s.add_argument(
+        "--max-request-mpixels",
+        type=float,
+        default=67.108864,
+        help="pixels of all images of one request, read from their headers (default: 4 x "
+        "4096 x 4096)",
+    )
+    s.add_argument(
+        "--max-decodes", type=int, default=2, help="images decoded at once (bounds peak memory)"
+    )
     s.add_argument("--log-level", default="info", help="uvicorn log level")
     s.set_defaults(func=cmd_serve)

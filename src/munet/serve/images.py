@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from munet.data.decode import EARLY_DOWNSCALE_PIXELS, _downscale
 from munet.data.pipeline import _resize, prepare_eval
 from munet.serve.errors import ImageError, ImageTooLargeError
 
@@ -26,23 +27,51 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 #: Decoded images larger than this many pixels are refused (decompression bombs).
 MAX_PIXELS = 4096 * 4096
 _FLOAT_SLACK = 1e-3  # float inputs may overshoot [-1, 1] by rounding
+_NON_FINITE = "image has NaN or infinite pixel values; send finite pixels"
 
 
-def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> Any:
-    """Decode encoded image bytes (PNG, JPEG, …) into a loaded PIL image (first frame)."""
+def open_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> Any:
+    """Open encoded image bytes reading only the header; refuse over ``max_pixels`` pixels
+    (:class:`ImageTooLargeError`) before anything is decoded."""
     from PIL import Image
 
+    too_big = f"more than the limit of {max_pixels:,}; downscale it before sending"
     try:
         img = Image.open(io.BytesIO(data))
-        w, h = img.size
-        if w * h > max_pixels:
-            raise ImageTooLargeError(
-                f"{name} is {w}x{h} pixels, more than the limit of {max_pixels:,}; "
-                "downscale it before sending"
-            )
+    except Image.DecompressionBombError:  # PIL's own header check, far over ours
+        raise ImageTooLargeError(f"{name} declares a pixel count {too_big}") from None
+    except Exception as err:  # PIL raises many types for bad data
+        raise ImageError(
+            f"{name} is not a readable image ({err.__class__.__name__}); "
+            f"send PNG, JPEG, BMP, GIF, WebP or TIFF data"
+        ) from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise ImageTooLargeError(f"{name} is {w}x{h} pixels, {too_big}")
+    return img
+
+
+def decode_image(
+    data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS, image_size: int | None = None
+) -> Any:
+    """Decode encoded image bytes (PNG, JPEG, …) into a loaded PIL image (first frame).
+
+    With ``image_size``, an image over :data:`EARLY_DOWNSCALE_PIXELS` is shrunk while decoding
+    (JPEG draft) and right after it (whole-factor box), so a large upload never costs more than
+    its own uint8 pixels; smaller images are decoded exactly as evaluation decodes them.
+    """
+    from PIL import ImageOps
+
+    img = open_image(data, name, max_pixels)
+    w, h = img.size
+    early = image_size is not None and w * h > EARLY_DOWNSCALE_PIXELS
+    try:
+        if early and img.format == "JPEG":
+            img.draft(img.mode, (image_size, image_size))  # libjpeg decodes at 1/2 .. 1/8
         img.load()
-    except ImageError:
-        raise
+        if early:
+            ImageOps.exif_transpose(img, in_place=True)  # orient before the shrink drops EXIF
+            img = _downscale(img, int(image_size))
     except Exception as err:  # PIL raises many types for bad data
         raise ImageError(
             f"{name} is not a readable image ({err.__class__.__name__}); "
@@ -51,7 +80,23 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     return img
 
 
-def _read_file(path: str | os.PathLike) -> Any:
+def check_request_pixels(
+    files: Sequence[tuple[str, bytes]], max_pixels: int, max_total_pixels: int
+) -> None:
+    """Refuse a request whose images declare over ``max_pixels`` each or ``max_total_pixels``
+    together (:class:`ImageTooLargeError`), from their headers alone."""
+    total = 0
+    for name, data in files:
+        w, h = open_image(data, name, max_pixels).size
+        total += w * h
+    if total > max_total_pixels:
+        raise ImageTooLargeError(
+            f"the request's {len(files)} images have {total:,} pixels together, more than the "
+            f"limit of {max_total_pixels:,}; send fewer or smaller images"
+        )
+
+
+def _read_file(path: str | os.PathLike, image_size: int | None = None) -> Any:
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -59,7 +104,7 @@ def _read_file(path: str | os.PathLike) -> Any:
         raise ImageError(f"image file {p} does not exist") from None
     except OSError as err:
         raise ImageError(f"cannot read image file {p}: {err.strerror}") from None
-    return decode_image(data, name=str(p))
+    return decode_image(data, name=str(p), image_size=image_size)
 
 
 def _pil_to_uint8(img: Any) -> torch.Tensor:
@@ -73,6 +118,8 @@ def _pil_to_uint8(img: Any) -> torch.Tensor:
     img = ImageOps.exif_transpose(img)
     if img.mode in ("I", "F") or img.mode.startswith("I;16"):
         arr = np.asarray(img, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise ImageError(_NON_FINITE)
         scale = 1.0 if img.mode == "F" else (257.0 if arr.max(initial=0) > 255 else 1.0)
         img = Image.fromarray(np.clip(np.round(arr / scale), 0, 255).astype(np.uint8), "L")
     gray = img.mode in ("1", "L", "LA", "La") or (img.mode == "P" and _gray_palette(img))
@@ -114,6 +161,8 @@ def _prepare_float(x: torch.Tensor, image_size: int) -> torch.Tensor:
     """Float [N, C, H, W] already in [-1, 1] -> [N, 3, S, S] (resized only if needed)."""
     if x.shape[1] not in (1, 3):
         raise ImageError(f"float images have {x.shape[1]} channels; use 1 or 3")
+    if not bool(torch.isfinite(x).all()):
+        raise ImageError(_NON_FINITE)
     if x.numel() and (x.min() < -1 - _FLOAT_SLACK or x.max() > 1 + _FLOAT_SLACK):
         raise ImageError(
             f"float images must already be scaled to [-1, 1] (got [{float(x.min()):.3g}, "
@@ -156,9 +205,9 @@ def _prepare_one(item: Any, channels: int, image_size: int) -> torch.Tensor:
     if isinstance(item, Image.Image):
         img = item
     elif isinstance(item, (str, os.PathLike)):
-        img = _read_file(item)
+        img = _read_file(item, image_size)
     elif isinstance(item, (bytes, bytearray, memoryview)):
-        img = decode_image(bytes(item))
+        img = decode_image(bytes(item), image_size=image_size)
     else:
         raise ImageError(
             f"cannot use a {type(item).__name__} as an image; pass PIL images, file paths, "
