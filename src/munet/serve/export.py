@@ -367,8 +367,14 @@ def _build(cfg: dict[str, Any], state: dict[str, torch.Tensor]) -> torch.nn.Modu
     from munet.model.vit import PathModel
 
     arch = RootArch.from_dict(cfg["munet"]["arch"])
-    with torch.device("meta"):
-        model = PathModel(arch, cfg["munet"]["hparams"])
+    try:
+        with torch.device("meta"):
+            model = PathModel(arch, cfg["munet"]["hparams"])
+    except Exception as err:  # e.g. a width the heads do not divide
+        raise ExportError(
+            f"exported config does not describe a buildable model ({err.__class__.__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); re-export with `munet export`"
+        ) from None
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as err:
@@ -403,6 +409,97 @@ class ExportedModel:
         return predictions(self.logits(images), self.info.class_names, top_k)
 
 
+def _header(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a safetensors file, read from its header alone."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def _indices(header: dict[str, tuple[int, ...]], prefix: str) -> set[int]:
+    """The ``i`` of every ``<prefix>.<i>.`` key (a non-integer ``i`` is returned as -1)."""
+    out = set()
+    for k in header:
+        if k.startswith(prefix + "."):
+            i = k.split(".")[1]
+            out.add(int(i) if i.isdigit() and len(i) < 9 else -1)
+    return out
+
+
+def check_export(
+    cfg: Any, header: dict[str, tuple[int, ...]], where: Path | str = "export config"
+) -> TaskInfo:
+    """The TaskInfo of an export's config, once its declared counts and shapes agree with the
+    weights' safetensors header; else one ExportError naming the disagreement."""
+
+    def bad(what: str) -> ExportError:
+        return ExportError(f"{where}: {what}; re-export with `munet export`")
+
+    def whole(value: Any, name: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise bad(f"{name}={repr(value)[:40]} is invalid (an integer {lo}..{hi})")
+        return value
+
+    if not isinstance(cfg, dict):
+        raise bad("is not a JSON object")
+    if cfg.get("format") not in ("timm", "munet-path"):
+        raise ExportError(f"{where} has format {str(cfg.get('format'))[:40]!r}, not a munet export")
+    m, pre = cfg.get("munet"), cfg.get("preprocess")
+    if not isinstance(m, dict) or not isinstance(m.get("arch"), dict):
+        raise bad('has no "munet": {"arch": ..., "hparams": ...} section')
+    hp = m.get("hparams")
+    if not isinstance(hp, dict) or not isinstance(pre, dict):
+        raise bad('has no "munet.hparams" or no "preprocess" section')
+    try:
+        arch = RootArch.from_dict(m["arch"])
+    except (KeyError, TypeError) as err:
+        raise bad(f"munet.arch is incomplete ({err.__class__.__name__}: {err})") from None
+    for name in ("embed_dim", "depth", "num_heads", "mlp_hidden_dim", "patch_size", "image_size"):
+        whole(getattr(arch, name), f"arch.{name}", 1, 1 << 16)
+    for key in ("cls_token", "pos_embed", "head.weight"):
+        if len(header.get(key, ())) < 2:
+            raise bad(f"the weights have no {key} matrix")
+    if header["cls_token"][-1] != arch.embed_dim:
+        raise bad(
+            f"arch.embed_dim={arch.embed_dim} but the weights are {header['cls_token'][-1]} wide"
+        )
+    layers = whole(hp.get("num_layers"), "num_layers", 1, arch.depth)
+    if _indices(header, "blocks") != set(range(layers)):
+        raise bad(
+            f"num_layers={layers} but the weights hold {len(_indices(header, 'blocks'))} blocks"
+        )
+    adapters = hp.get("adapter_layers", [])
+    if not isinstance(adapters, list) or len(adapters) > layers:
+        raise bad(f"adapter_layers is not a list of at most num_layers={layers} layers")
+    adapters = [whole(a, "adapter_layers[]", 0, layers - 1) for a in adapters]
+    if set(adapters) != _indices(header, "adapters") or len(set(adapters)) != len(adapters):
+        raise bad(
+            f"adapter_layers={adapters[:8]} but the weights hold adapters at "
+            f"{sorted(_indices(header, 'adapters'))[:8]}"
+        )
+    names = cfg.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad("class_names is not a list of strings")
+    if len(names) != header["head.weight"][0] or hp.get("num_classes") != len(names):
+        raise bad(
+            f"{len(names)} class_names, num_classes={str(hp.get('num_classes'))[:20]}, but the "
+            f"head has {header['head.weight'][0]} outputs"
+        )
+    channels = pre.get("channels")
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise bad(f"preprocess.channels={repr(channels)[:20]} is invalid (1 or 3)")
+    size = whole(hp.get("ds_image_size"), "ds_image_size", arch.patch_size, 1 << 14)
+    tokens = (size // arch.patch_size) ** 2 + 1
+    if size % arch.patch_size or header["pos_embed"][-2] != tokens:
+        raise bad(
+            f"ds_image_size={size} (patch {arch.patch_size}) needs {tokens} position embeddings, "
+            f"the weights hold {header['pos_embed'][-2]}"
+        )
+    task = cfg.get("task")
+    return TaskInfo(task if isinstance(task, str) else "task", list(names), channels, size)
+
+
 def load_exported(path: str | os.PathLike) -> ExportedModel:
     """Rebuild an exported model without its system: a folder of ``--format timm`` (either
     kind) or a safetensors file (its JSON beside it)."""
@@ -420,18 +517,14 @@ def load_exported(path: str | os.PathLike) -> ExportedModel:
             raise ExportError(f"{f} does not exist; export with `munet export` first")
     try:
         cfg = json.loads(config.read_text())
+        header = _header(weights)
+    except Exception as err:
+        raise ExportError(f"cannot read export {weights} ({err.__class__.__name__})") from None
+    if isinstance(cfg, dict) and "architecture" in cfg and isinstance(cfg.get("munet"), dict):
+        cfg = cfg["munet"]  # timm's config.json carries munet's under "munet"
+    info = check_export(cfg, header, config)  # before any model is built or tensor read
+    try:
         state = load_file(str(weights))
     except Exception as err:
         raise ExportError(f"cannot read export {weights} ({err.__class__.__name__})") from None
-    if "architecture" in cfg and isinstance(cfg.get("munet"), dict):
-        cfg = cfg["munet"]  # timm's config.json carries munet's under "munet"
-    if cfg.get("format") not in ("timm", "munet-path"):
-        raise ExportError(f"{config} has format {cfg.get('format')!r}, not a munet export")
-    hp = cfg["munet"]["hparams"]
-    info = TaskInfo(
-        cfg["task"],
-        list(cfg["class_names"]),
-        int(cfg["preprocess"]["channels"]),
-        int(hp["ds_image_size"]),
-    )
     return ExportedModel(_build(cfg, state), info, cfg)
