@@ -81,6 +81,7 @@ def load_file_root(
     path = resolve_weights_path(Path(location).expanduser(), spec)
     sidecar_path, sidecar = read_sidecar(path, spec)
     model_name, kwargs, defaults = sidecar_architecture(sidecar, sidecar_path, spec)
+    check_sidecar_args(kwargs, weights_header(path), sidecar_path, spec)
     model = create_meta_model(model_name, kwargs, spec)
     arch = root_arch(model, spec)
     cfg = dict(getattr(model, "pretrained_cfg", None) or {}) if model_name else {}
@@ -91,13 +92,91 @@ def load_file_root(
 
 # ----------------------------------------------------------------------------- architecture
 
+#: Keys of a sidecar's args that are not architecture (and could load or fetch weights).
+_NOT_ARCH_ARGS = frozenset(
+    {
+        "pretrained",
+        "num_classes",
+        "pretrained_cfg",
+        "pretrained_cfg_overlay",
+        "checkpoint_path",
+        "cache_dir",
+    }
+)
+#: Sanity bounds on declared sizes when the weights' header cannot be read without loading.
+MAX_DEPTH, MAX_WIDTH = 1024, 1 << 15
+#: A meta model may exceed what its weights file holds by this many elements before it is
+#: materialised (position embeddings may be resampled); more is refused unallocated.
+SIZE_SLACK = 64 * 1024 * 1024
+
+
+def weights_header(path: Path) -> dict[str, tuple[int, ...]] | None:
+    """Tensor shapes of a safetensors weights file from its header alone; None for other
+    formats or an unreadable file (reading the weights reports that)."""
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception:
+        return None
+
+
+def check_sidecar_args(
+    args: Mapping[str, Any], header: Mapping[str, tuple[int, ...]] | None, where: Path, spec: str
+) -> None:
+    """A sidecar's declared depth and width, against the weights' header where one was read
+    (else against sanity bounds), before any model is built."""
+    for key, bound in (("depth", MAX_DEPTH), ("embed_dim", MAX_WIDTH)):
+        value = args.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+            raise RootError(
+                f"root {spec!r}: sidecar {where} {key}={repr(value)[:40]} is invalid; use an "
+                f"integer 1..{bound} matching the weights"
+            )
+    if not header or "cls_token" not in header:  # not timm's layout: load_weights checks
+        return
+    blocks = {k.split(".")[1] for k in header if k.startswith("blocks.")}
+    found = {"depth": len(blocks), "embed_dim": header["cls_token"][-1]}
+    for key, value in found.items():
+        if args.get(key) is not None and args[key] != value:
+            raise RootError(
+                f"root {spec!r}: sidecar {where} declares {key}={args[key]} but the weights "
+                f"have {value}; fix the sidecar"
+            )
+
+
+def check_size(model: nn.Module, path: Path, spec: str) -> None:
+    """Refuse, before it is materialised, a meta model far larger than its weights file holds."""
+    need = sum(t.numel() for t in model.state_dict().values())
+    header = weights_header(path)
+    if header is not None:
+        have = sum(math.prod(shape) for shape in header.values())
+    else:
+        have = path.stat().st_size // 2  # at least 2 bytes per stored element
+    if need > 2 * have + SIZE_SLACK:
+        raise RootError(
+            f"root {spec!r}: the architecture has {need:,} parameters but {path} holds about "
+            f"{have:,}; it is not a checkpoint of this architecture (check the sidecar)"
+        )
+
 
 def create_meta_model(name: str | None, kwargs: Mapping[str, Any], spec: str) -> nn.Module:
     """The timm model on the meta device (architecture only), headless, never pretrained."""
     import timm
     from timm.models.vision_transformer import VisionTransformer
 
-    args = {k: v for k, v in kwargs.items() if k not in ("pretrained", "num_classes")}
+    if name and (":" in name or "/" in name):  # hf-hub:, timm/…, URLs: resolved online
+        raise RootError(
+            f"root {spec!r}: model {name[:80]!r} is a hub or URL name, which munet never "
+            "resolves (nothing is downloaded at run time); give a timm architecture name, "
+            "e.g. vit_tiny_patch16_224"
+        )
+    args = {k: v for k, v in kwargs.items() if k not in _NOT_ARCH_ARGS}
     try:
         with torch.device("meta"):
             if name:
@@ -427,6 +506,7 @@ def build_root(
 ) -> Root:
     """Load ``path`` into ``model`` and split it into root components."""
     say = log or print
+    check_size(model, path, spec)
     load_weights(model, path, spec)
     state = {k: v.detach() for k, v in model.state_dict().items()}
     mean, std = norm
