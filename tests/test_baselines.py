@@ -223,10 +223,10 @@ def test_freeze_bottom_end_to_end_matches_munets_training_images(tmp_path, two_t
     assert store.stored_config()["method"] == "freeze-bottom:1"
     for rec in store.candidate_rows():
         comps = {c.id: c for c in state.live_components().values()}
-        names = [comps[i].name for i in rec["trainable_ids"] if i in comps]
-        if rec["accepted"] and rec["path_id"] == state.retained(rec["task"]).id:
+        names = [comps[i].name for i in rec.trainable_ids if i in comps]
+        if rec.accepted and rec.path_id == state.retained(rec.task).id:
             assert names == ["encoderblock_1", "encoder_norm", "head"]
-        assert len(rec["history"]) == 4
+        assert len(rec.history) == 4
     assert check_locks(state) == []
     # resume refuses a method change
     assert main(tiny_args(d, "builtin:digits,builtin:glyph_digits", "--method", "munet")) == 2

@@ -129,7 +129,7 @@ def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
 
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
-    from munet.system.evolve import _judge
+    from munet.system.evolve import _judge, plan_record
     from munet.system.hparams import BASE_DEFAULTS, search_space_for
     from munet.system.state import Settings, make_root_state
     from munet.train.trainer import Trainer, TrainSettings
@@ -155,9 +155,8 @@ def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
     bad, good = trainer.train_generation("digits", kids, ds, seed=0)
     assert bad.quality is None and bad.status.startswith("diverged: loss nan")
     assert good.quality is not None and good.status == "ok"
-    rec: dict = {}
-    _judge(state, s, kids[0], rec, bad)
-    assert rec["accepted"] is False and rec["score"] is None
+    rec = _judge(state, s, kids[0], plan_record(kids[0], 0, 0, 0, True, []), bad)
+    assert rec.accepted is False and rec.score is None and rec.status == bad.status
     assert "digits" not in state.population
 
 

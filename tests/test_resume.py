@@ -46,7 +46,10 @@ def fingerprint(d: Path) -> dict:
             for c in comps.values()
         ),
         "candidates": [
-            {k: v for k, v in r.items() if k not in VOLATILE} for r in store.candidate_rows()
+            {k: v for k, v in r.items() if k not in VOLATILE}  # as journaled, blobs included
+            for e in store.events
+            if e["type"] == "generation"
+            for r in e["candidates"]
         ],
     }
     return out

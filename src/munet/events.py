@@ -64,19 +64,19 @@ Callback = Callable[[Event], None]
 def typed_event(event: str, info: Mapping[str, Any]) -> Event | None:
     """The typed form of an evolution progress event, or None for events not offered."""
     if event == "candidate":
-        r = info["record"]
+        r = info["record"]  # a munet.system.record.CandidateRecord
         return CandidateTrained(
-            task=r["task"],
-            iteration=r["iteration"],
-            candidate=r["candidate"],
-            path_id=r["path_id"],
-            parent_id=r["parent_id"],
-            parent_task=r["parent_task"],
-            mutations=tuple(r["mutations"]),
-            val_accuracy=r["quality"],
-            score=r["score"],
-            accepted=r["accepted"],
-            seconds=r["seconds"],
+            task=r.task,
+            iteration=r.iteration,
+            candidate=r.candidate,
+            path_id=r.path_id,
+            parent_id=r.parent_id,
+            parent_task=r.parent_task,
+            mutations=tuple(r.mutations),
+            val_accuracy=r.quality,
+            score=r.score,
+            accepted=r.accepted,
+            seconds=r.seconds,
         )
     if event == "iteration_end":
         best = info["best"]

@@ -296,15 +296,15 @@ class ProgressPrinter:
             r = info["record"]
             self.trained += 1
             self.bar.update(1)
-            q = "diverged" if r["quality"] is None else f"val {r['quality']:.4f}"
-            sc = "-" if r["score"] is None else f"{r['score']:.4f}"
-            verdict = "accepted" if r["accepted"] else "rejected"
-            muts = "; ".join(r["mutations"]) or "no mutation"
-            tag = f"{r['task']} " if self.tag_tasks else ""
+            q = "diverged" if r.quality is None else f"val {r.quality:.4f}"
+            sc = "-" if r.score is None else f"{r.score:.4f}"
+            verdict = "accepted" if r.accepted else "rejected"
+            muts = "; ".join(r.mutations) or "no mutation"
+            tag = f"{r.task} " if self.tag_tasks else ""
             self.say(
-                f"  {tag}cand {r['candidate']:>2} path {r['path_id']:>4} <- {r['parent_id']:>4}"
-                f" ({r['parent_task']}) {q} score {sc} {verdict} "
-                f"[{r['seconds']:.1f}s] {muts}"
+                f"  {tag}cand {r.candidate:>2} path {r.path_id:>4} <- {r.parent_id:>4}"
+                f" ({r.parent_task}) {q} score {sc} {verdict} "
+                f"[{r.seconds:.1f}s] {muts}"
             )
         elif event == "seeds_screened":
             scores = ", ".join(f"{pid}: {v:.3f}" for pid, v in info["scores"].items())

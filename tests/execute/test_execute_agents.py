@@ -21,6 +21,7 @@ from munet.store.check import check_locks
 from munet.system.arch import RootArch
 from munet.system.evolve import CandidateResult, evolve, run_task_iteration
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.record import CandidateRecord
 from munet.system.state import NullOps, Settings, make_root_state
 
 TI3 = RootArch(
@@ -116,7 +117,7 @@ def test_one_agent_at_a_time_is_exactly_the_round_robin_loop(seed):
     rec = ListRecorder()
     evolve_async(agent, TASKS, s, FakeTrainer(), rec, NullOps(), agents=1)
     assert structure(agent) == structure(seq)
-    assert all(r[ASYNC_KEY] for g in rec.generations for r in g)
+    assert all(r.agent and r.to_json()[ASYNC_KEY] for g in rec.generations for r in g)
 
 
 def test_agents_overlap_see_older_versions_and_keep_locks_consistent():
@@ -206,14 +207,18 @@ def test_writes_after_stop_are_refused():
         shared.generation_done("a", 0, 0, {}, [], [])
 
 
+def record(task, path_id, agent=False):
+    return CandidateRecord(task, 0, 0, 0, path_id, 0, "root", True, [], {}, [], [], agent=agent)
+
+
 def test_agent_records_are_not_replayed_sequentially():
     class Stored(ListRecorder):
         def replay(self, task, iteration, batch):
-            return [{"path_id": 1, ASYNC_KEY: True}] if task == "a" else [{"path_id": 2}]
+            return [record(task, 1, agent=True)] if task == "a" else [record(task, 2)]
 
     guard = SkipAgentReplays(Stored())
     assert guard.replay("a", 0, 0) is None
-    assert guard.replay("b", 0, 0) == [{"path_id": 2}]
+    assert guard.replay("b", 0, 0) == [record("b", 2)]
     guard.iteration_done(None, "b", 0)
     assert guard.inner.iterations == [("b", 0)]
 

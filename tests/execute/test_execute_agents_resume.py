@@ -87,11 +87,17 @@ def test_resume_after_killed_agents_never_reuses_their_ids(tmp_path):
     resumed = SystemStore(tmp_path / "s")
     resumed.read()
     state = resumed.load_state()
-    lost = [r for r in resumed.candidate_rows() if r["task"] == "b"]
-    assert lost and all(r[ASYNC_KEY] for r in lost) and any(r["accepted"] for r in lost)
-    assert max(max(r["component_ids"]) for r in lost) >= state.next_component_id
+    lost = [r for r in resumed.candidate_rows() if r.task == "b"]
+    assert lost and all(r.agent for r in lost) and any(r.accepted for r in lost)
+    assert all(
+        r[ASYNC_KEY]
+        for e in resumed.events[1:]
+        for r in e.get("candidates", [])
+        if r["task"] == "b"
+    )
+    assert max(max(r.component_ids) for r in lost) >= state.next_component_id
     reserve_agent_ids(state, resumed.candidate_rows())
-    assert state.next_component_id > max(max(r["component_ids"]) for r in lost)
+    assert state.next_component_id > max(max(r.component_ids) for r in lost)
     # a sequential resume retrains b's lost iteration under fresh ids and never replays it
     evolve(state, TASKS, s, Trainer(), SkipAgentReplays(resumed), TorchOps())
     assert state.iterations_done == {"a": 1, "b": 1}

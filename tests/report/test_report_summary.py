@@ -28,6 +28,7 @@ from munet.store.system import SystemStore
 from munet.system.arch import RootArch
 from munet.system.baselines import Method, assemble_baseline_child
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, private_params
 from munet.system.state import NullOps, Settings, make_root_state
 
@@ -88,9 +89,8 @@ def test_lineage_walks_the_recorded_parents_from_the_root(two_task_system):
             and hps[-1] == stored(two_task_system)[1].retained(r.task).hparams
         )
     records = [
-        {"path_id": 5, "parent_id": 3, "task": "b"},
-        {"path_id": 3, "parent_id": 1, "task": "a"},
-        {"path_id": 1, "parent_id": 0, "task": "a"},
+        CandidateRecord(task, 0, 0, 0, pid, parent, "", False, [], {}, [], [])
+        for pid, parent, task in [(5, 3, "b"), (3, 1, "a"), (1, 0, "a")]
     ]
     assert lineage(5, records) == [(0, "root"), (1, "a"), (3, "a"), (5, "b")]
 

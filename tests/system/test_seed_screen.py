@@ -7,6 +7,7 @@ from test_core import FakeTrainer, NullRecorder, new_state
 from munet.system.evolve import choose_seeds, evolve
 from munet.system.hparams import image_sizes_for, search_space_for
 from munet.system.path import Path
+from munet.system.record import CandidateRecord
 from munet.system.state import NullOps
 
 
@@ -80,8 +81,8 @@ def test_a_resumed_iteration_takes_its_seeds_from_the_record_not_a_new_screen():
     seeds.append(state.root)
     recorded = {
         ("t", 0, 0): [
-            {"parent_id": 11, "seed_phase": True},
-            {"parent_id": 0, "seed_phase": True},
+            CandidateRecord("t", 0, 0, 0, 20, 11, "x11", True, [], {}, [], []),
+            CandidateRecord("t", 0, 0, 1, 21, 0, "root", True, [], {}, [], []),
         ]
     }
     trainer = ScreeningTrainer({"x13": 1.0})

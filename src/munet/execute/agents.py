@@ -25,15 +25,16 @@ import copy
 import queue
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from munet.system.component import NOT_TRAINABLE, Component
 from munet.system.evolve import Progress, Recorder, Trainer, next_task, run_task_iteration
 from munet.system.path import Path
+from munet.system.record import ASYNC_KEY, CandidateRecord
 from munet.system.state import ParamOps, Settings, SystemState
 
-#: Marks journal records written by an agent: they depend on timing and are never replayed.
-ASYNC_KEY = "async"
+__all__ = ["ASYNC_KEY"]  # the journal key of agent records (CandidateRecord.agent)
 
 
 class AgentView(SystemState):
@@ -150,7 +151,7 @@ class _AgentRecorder:
     def replay(self, task: str, iteration: int, batch: int) -> None:
         return None
 
-    def load_result(self, record: Mapping[str, Any], child: Path) -> Any:
+    def load_result(self, record: CandidateRecord, child: Path) -> Any:
         raise AssertionError("agents never replay")
 
     def generation_done(
@@ -159,11 +160,10 @@ class _AgentRecorder:
         iteration: int,
         batch: int,
         ds: Mapping[str, Any],
-        records: list[dict[str, Any]],
+        records: list[CandidateRecord],
         children: Sequence[Path],
     ) -> None:
-        for r in records:
-            r[ASYNC_KEY] = True
+        records = [replace(r, agent=True) for r in records]
         with self.guard:
             self._check()
             self.inner.generation_done(task, iteration, batch, ds, records, children)
@@ -186,9 +186,9 @@ class SkipAgentReplays:
     def __init__(self, inner: Recorder) -> None:
         self.inner = inner
 
-    def replay(self, task: str, iteration: int, batch: int) -> list[dict[str, Any]] | None:
+    def replay(self, task: str, iteration: int, batch: int) -> list[CandidateRecord] | None:
         records = self.inner.replay(task, iteration, batch)
-        if records and any(r.get(ASYNC_KEY) for r in records):
+        if records and any(r.agent for r in records):
             return None
         return records
 
@@ -196,17 +196,17 @@ class SkipAgentReplays:
         return getattr(self.inner, name)
 
 
-def reserve_agent_ids(state: SystemState, records: Sequence[Mapping[str, Any]]) -> None:
+def reserve_agent_ids(state: SystemState, records: Sequence[CandidateRecord]) -> None:
     """Move the id counters past every id an agent journaled (call on resume).
 
     Agent iterations lost in a kill took ids beyond the last snapshot's counters, and their
     accepted components' blobs may be on disk; those batches are never replayed, so without
     this a resumed run could reuse an id for different tensors.
     """
-    agent = [r for r in records if r.get(ASYNC_KEY)]
+    agent = [r for r in records if r.agent]
     if agent:
-        top_path = max(r["path_id"] for r in agent)
-        top_comp = max(max(r["component_ids"], default=-1) for r in agent)
+        top_path = max(r.path_id for r in agent)
+        top_comp = max(max(r.component_ids, default=-1) for r in agent)
         state.next_path_id = max(state.next_path_id, top_path + 1)
         state.next_component_id = max(state.next_component_id, top_comp + 1)
 

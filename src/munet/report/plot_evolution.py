@@ -7,6 +7,7 @@ from typing import Any
 
 from munet.report import figure
 from munet.report.summary import ROOT_LABEL, SystemSummary
+from munet.system.record import CandidateRecord
 
 #: (hyperparameter, axis label, kind) panels of the lineage plot; kind: lin | log | cat | count
 HP_PANELS = [
@@ -31,10 +32,10 @@ CANDIDATE_STYLES: dict[str, dict[str, Any]] = {
 }
 
 
-def candidate_kind(record: dict[str, Any]) -> str:
-    if record.get("seed_phase"):
+def candidate_kind(record: CandidateRecord) -> str:
+    if record.seed_phase:
         return SEED
-    return "mutated child, " + ("accepted" if record.get("accepted") else "rejected")
+    return "mutated child, " + ("accepted" if record.accepted else "rejected")
 
 
 def _running_max(values: list[float | None]) -> list[float | None]:
@@ -85,25 +86,25 @@ def plot_evolution(summary: SystemSummary, path: Path) -> Path:
     return figure.save(fig, path)
 
 
-def _candidates_panel(ax: Any, recs: list[dict[str, Any]], task: str) -> None:
+def _candidates_panel(ax: Any, recs: list[CandidateRecord], task: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
     xs = list(range(1, len(recs) + 1))
     for kind, style in CANDIDATE_STYLES.items():
         pts = [
-            (x, r["quality"])
+            (x, r.quality)
             for x, r in zip(xs, recs, strict=True)
-            if r.get("quality") is not None and candidate_kind(r) == kind
+            if r.quality is not None and candidate_kind(r) == kind
         ]
         if pts:
             ax.scatter(
                 [x for x, _ in pts], [y for _, y in pts], s=24, zorder=3, label=kind, **style
             )
-    best_score = _running_max([r.get("score") for r in recs])
+    best_score = _running_max([r.score for r in recs])
     ax.step(xs, best_score, where="post", color="tab:blue", label="best score so far")
     ax.step(
         xs,
-        _running_max([r.get("quality") for r in recs]),
+        _running_max([r.quality for r in recs]),
         where="post",
         color="tab:purple",
         linestyle="--",
@@ -112,7 +113,7 @@ def _candidates_panel(ax: Any, recs: list[dict[str, Any]], task: str) -> None:
     starts = [
         x
         for x, r, prev in zip(xs[1:], recs[1:], recs, strict=False)
-        if r["iteration"] != prev["iteration"]
+        if r.iteration != prev.iteration
     ]
     for x in starts:
         ax.axvline(x - 0.5, color="0.5", linestyle=":", linewidth=1)
@@ -124,12 +125,12 @@ def _candidates_panel(ax: Any, recs: list[dict[str, Any]], task: str) -> None:
     ax.set_ylabel("validation accuracy / score")
 
 
-def _replicas_panel(ax: Any, recs: list[dict[str, Any]], row: Any) -> None:
+def _replicas_panel(ax: Any, recs: list[CandidateRecord], row: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     for r in recs:
-        hist = r.get("history") or []
-        kept = r["path_id"] == row.path_id
+        hist = r.history or []
+        kept = r.path_id == row.path_id
         ax.plot(
             range(1, len(hist) + 1),
             hist,
@@ -139,7 +140,7 @@ def _replicas_panel(ax: Any, recs: list[dict[str, Any]], row: Any) -> None:
             zorder=3 if kept else 2,
             label="retained replica (best validation)" if kept else "other replicas",
         )
-    n_val = max((len(r.get("history") or []) for r in recs), default=0)
+    n_val = max((len(r.history or []) for r in recs), default=0)
     ax.set_title(f"{row.task}: {len(recs)} replicas × {n_val} validations")
     ax.set_xlabel("validation interval")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -153,12 +154,12 @@ def acceptance(summary: SystemSummary) -> dict[str, list[tuple[int, int]]]:
     """
     out: dict[str, list[tuple[int, int]]] = {}
     for r in summary.rows:
-        recs = [x for x in summary.task_candidates(r.task) if not x.get("seed_phase")]
-        iters = sorted({x["iteration"] for x in summary.task_candidates(r.task)})
+        recs = [x for x in summary.task_candidates(r.task) if not x.seed_phase]
+        iters = sorted({x.iteration for x in summary.task_candidates(r.task)})
         out[r.task] = [
             (
-                sum(bool(x.get("accepted")) for x in recs if x["iteration"] == it),
-                sum(1 for x in recs if x["iteration"] == it),
+                sum(bool(x.accepted) for x in recs if x.iteration == it),
+                sum(1 for x in recs if x.iteration == it),
             )
             for it in iters
         ]
@@ -212,11 +213,11 @@ def plot_acceptance(summary: SystemSummary, path: Path) -> Path:
 def lineage_hparams(summary: SystemSummary, task: str) -> list[dict[str, Any]]:
     """Hyperparameters along the task's retained lineage, root defaults first."""
     row = next(r for r in summary.rows if r.task == task)
-    by_id = {r["path_id"]: r for r in summary.candidates}
+    by_id = {r.path_id: r for r in summary.candidates}
     out = []
     for pid, _ in row.lineage:
         rec = by_id.get(pid)
-        out.append(dict(rec["hparams"]) if rec else dict(summary.state.root.hparams))
+        out.append(dict(rec.hparams) if rec else dict(summary.state.root.hparams))
     return out
 
 

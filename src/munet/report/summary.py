@@ -6,7 +6,7 @@ tensors are loaded); the tables and plots only format it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -15,6 +15,7 @@ from munet.system.arch import ADAPTER_PREFIX
 from munet.system.baselines import parse_method
 from munet.system.component import NOT_TRAINABLE
 from munet.system.path import Path
+from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, path_score, private_params
 from munet.system.state import SystemState
 
@@ -70,7 +71,7 @@ class SystemSummary:
     root_spec: str
     state: SystemState
     rows: list[TaskRow]
-    candidates: list[dict[str, Any]]  # the journal's candidate records, in training order
+    candidates: list[CandidateRecord]  # the journal's candidate records, in training order
     creators: dict[int, str] = field(default_factory=dict)  # component id -> task that made it
 
     @property
@@ -110,14 +111,14 @@ class SystemSummary:
 
     @property
     def images(self) -> int:
-        return sum(int(r.get("images") or 0) for r in self.candidates)
+        return sum(int(r.images or 0) for r in self.candidates)
 
     @property
     def seconds(self) -> float:
-        return sum(float(r.get("seconds") or 0.0) for r in self.candidates)
+        return sum(float(r.seconds or 0.0) for r in self.candidates)
 
-    def task_candidates(self, task: str) -> list[dict[str, Any]]:
-        return [r for r in self.candidates if r["task"] == task]
+    def task_candidates(self, task: str) -> list[CandidateRecord]:
+        return [r for r in self.candidates if r.task == task]
 
 
 def load_summary(directory: str | FsPath, name: str | None = None) -> SystemSummary:
@@ -164,19 +165,19 @@ def retained_paths(state: SystemState) -> list[Path]:
     return [paths[0] for paths in state.population.values() if paths]
 
 
-def component_creators(records: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+def component_creators(records: Sequence[CandidateRecord]) -> dict[int, str]:
     """Component id -> the task whose candidate created it (cloned or newly initialised).
 
     A candidate's trainable components are always fresh objects (inherited trainable
     components are cloned), so each id appears in exactly one record's ``trainable_ids``.
     """
-    return {cid: r["task"] for r in records for cid in r.get("trainable_ids", [])}
+    return {cid: r.task for r in records for cid in r.trainable_ids}
 
 
-def lineage(path_id: int, records: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+def lineage(path_id: int, records: Sequence[CandidateRecord]) -> list[tuple[int, str]]:
     """(path id, task) from the root down to ``path_id``, following the candidates'
     recorded parents (the stored parent pointers skip discarded ancestors)."""
-    by_id = {r["path_id"]: r for r in records}
+    by_id = {r.path_id: r for r in records}
     chain: list[tuple[int, str]] = []
     pid: int | None = path_id
     seen: set[int] = set()
@@ -186,16 +187,16 @@ def lineage(path_id: int, records: Sequence[Mapping[str, Any]]) -> list[tuple[in
         if rec is None:  # the root (or a path trained before the journal began)
             chain.append((pid, ROOT_LABEL))
             break
-        chain.append((pid, rec["task"]))
-        pid = rec["parent_id"]
+        chain.append((pid, rec.task))
+        pid = rec.parent_id
     return chain[::-1]
 
 
 def task_row(
-    state: SystemState, path: Path, records: Sequence[Mapping[str, Any]], scale_factor: float
+    state: SystemState, path: Path, records: Sequence[CandidateRecord], scale_factor: float
 ) -> TaskRow:
     """The report's row for a retained path; accounting is the state's current (dynamic) one."""
-    mine = [r for r in records if r["task"] == path.task]
+    mine = [r for r in records if r.task == path.task]
     quality = path.metrics.get("quality")
     return TaskRow(
         task=path.task,
@@ -210,9 +211,9 @@ def task_row(
         image_size=int(path.hparams["ds_image_size"]),
         lineage=lineage(path.id, records),
         candidates=len(mine),
-        accepted=sum(bool(r.get("accepted")) for r in mine),
-        images=sum(int(r.get("images") or 0) for r in mine),
-        seconds=sum(float(r.get("seconds") or 0.0) for r in mine),
+        accepted=sum(bool(r.accepted) for r in mine),
+        images=sum(int(r.images or 0) for r in mine),
+        seconds=sum(float(r.seconds or 0.0) for r in mine),
     )
 
 

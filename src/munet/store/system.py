@@ -31,6 +31,7 @@ from munet.system.arch import RootArch
 from munet.system.component import Component
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
+from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, private_params
 from munet.system.state import SystemState
 
@@ -128,7 +129,10 @@ class SystemStore:
         self.blobs = BlobStore(self.dir)
         self.events: list[dict[str, Any]] = []
         self.blob_records: dict[int, dict[str, Any]] = {}
-        self._replay: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+        self._replay: dict[tuple[str, int, int], list[CandidateRecord]] = {}
+        # blob records (by component id, as in the journal) of each replayed candidate's
+        # accepted components, keyed by (task, iteration, batch, candidate)
+        self._replay_blobs: dict[tuple[str, int, int, int], dict[str, dict[str, Any]]] = {}
 
     # ---- creation / opening ------------------------------------------------------------------
     @staticmethod
@@ -222,10 +226,13 @@ class SystemStore:
             snap = self.events[last]["state"]
             self.blob_records = {c["id"]: c["blob"] for c in snap["components"]}
             self._replay = {}
+            self._replay_blobs = {}
             for e in self.events[last + 1 :]:
                 if e["type"] == "generation":
-                    self._replay[(e["task"], e["iteration"], e["batch"])] = e["candidates"]
+                    key = (e["task"], e["iteration"], e["batch"])
+                    self._replay[key] = [CandidateRecord.from_json(r) for r in e["candidates"]]
                     for rec in e["candidates"]:
+                        self._replay_blobs[(*key, rec["candidate"])] = rec["blobs"]
                         self.blob_records.update({int(k): v for k, v in rec["blobs"].items()})
 
             def load(cid: int, record: dict[str, Any]) -> Any:
@@ -245,26 +252,34 @@ class SystemStore:
             (key, int(cid), record)
             for key, records in sorted(self._replay.items())
             for rec in records
-            for cid, record in sorted(rec["blobs"].items())
+            for cid, record in sorted(self._replay_blobs[(*key, rec.candidate)].items())
         ]
 
-    def candidate_rows(self) -> list[dict[str, Any]]:
-        return [rec for e in self.events if e["type"] == "generation" for rec in e["candidates"]]
+    def candidate_rows(self) -> list[CandidateRecord]:
+        """Every journaled candidate, in training order."""
+        return [
+            CandidateRecord.from_json(rec)
+            for e in self.events
+            if e["type"] == "generation"
+            for rec in e["candidates"]
+        ]
 
     # ---- Recorder ----------------------------------------------------------------------------
-    def replay(self, task: str, iteration: int, batch: int) -> list[dict[str, Any]] | None:
+    def replay(self, task: str, iteration: int, batch: int) -> list[CandidateRecord] | None:
         return self._replay.get((task, iteration, batch))
 
-    def load_result(self, record: Mapping[str, Any], child: Path) -> CandidateResult:
-        params = {int(cid): self.blobs.get(int(cid), rec) for cid, rec in record["blobs"].items()}
+    def load_result(self, record: CandidateRecord, child: Path) -> CandidateResult:
+        key = (record.task, record.iteration, record.batch, record.candidate)
+        blobs = self._replay_blobs[key]
+        params = {int(cid): self.blobs.get(int(cid), rec) for cid, rec in blobs.items()}
         return CandidateResult(
-            record["quality"],
+            record.quality,
             params,
-            list(record["history"]),
-            float(record["seconds"]),
-            int(record["images"]),
-            record["status"],
-            float(record.get("flops", 0.0)),  # older systems did not count FLOPs
+            list(record.history),
+            float(record.seconds),
+            int(record.images),
+            record.status,
+            float(record.flops or 0.0),  # older systems did not count FLOPs
         )
 
     def generation_done(
@@ -273,18 +288,21 @@ class SystemStore:
         iteration: int,
         batch: int,
         ds: Mapping[str, Any],
-        records: list[dict[str, Any]],
+        records: list[CandidateRecord],
         children: Sequence[Path],
     ) -> None:
-        """Blobs of accepted candidates first, then one journal line for the whole batch."""
+        """Blobs of accepted candidates first, then one journal line for the whole batch;
+        each journaled candidate carries the blob records of its accepted components."""
+        journaled = []
         for rec, child in zip(records, children, strict=True):
-            rec["blobs"] = {}
-            if rec["accepted"]:
+            blobs: dict[str, dict[str, Any]] = {}
+            if rec.accepted:
                 for c in child.trainable_components():
                     if c.id not in self.blob_records and self.blobs.exists(c.id):
                         self.blobs.delete([c.id])  # orphan of a run killed mid-save
                     self.blob_records[c.id] = self.blobs.put(c.id, c.params)
-                    rec["blobs"][str(c.id)] = self.blob_records[c.id]
+                    blobs[str(c.id)] = self.blob_records[c.id]
+            journaled.append({**rec.to_json(), "blobs": blobs})
         self._append(
             {
                 "type": "generation",
@@ -292,7 +310,7 @@ class SystemStore:
                 "iteration": iteration,
                 "batch": batch,
                 "ds": dict(ds),
-                "candidates": records,
+                "candidates": journaled,
             }
         )
         self.write_candidates_csv()
@@ -395,9 +413,9 @@ class SystemStore:
         w = csv.DictWriter(buf, cols, extrasaction="ignore")
         w.writeheader()
         for rec in self.candidate_rows():
-            row = dict(rec)
-            row["mutations"] = "; ".join(rec["mutations"])
-            row["hparams"] = " ".join(f"{k}={v}" for k, v in sorted(rec["hparams"].items()))
+            row = rec.to_json()
+            row["mutations"] = "; ".join(rec.mutations)
+            row["hparams"] = " ".join(f"{k}={v}" for k, v in sorted(rec.hparams.items()))
             w.writerow(row)
         atomic_write_text(self.dir / "candidates.csv", buf.getvalue())
 

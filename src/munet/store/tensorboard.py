@@ -25,11 +25,11 @@ class TensorBoardLog:
     def __call__(self, event: str, **info: Any) -> None:
         if event == "candidate":
             r = info["record"]
-            step = r["iteration"] * self.per_iteration + r["candidate"]
-            if r["quality"] is not None:
-                self.writer.add_scalar(f"{r['task']}/candidate_val_accuracy", r["quality"], step)
-                self.writer.add_scalar(f"{r['task']}/candidate_score", r["score"], step)
-            self.writer.add_scalar(f"{r['task']}/accepted", float(r["accepted"]), step)
+            step = r.iteration * self.per_iteration + r.candidate
+            if r.quality is not None:
+                self.writer.add_scalar(f"{r.task}/candidate_val_accuracy", r.quality, step)
+                self.writer.add_scalar(f"{r.task}/candidate_score", r.score, step)
+            self.writer.add_scalar(f"{r.task}/accepted", float(r.accepted), step)
         elif event == "iteration_end":
             best = info["best"]
             step = info["iteration"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from munet.system.hparams import data_hparams, mutate_hparams
 from munet.system.path import Path
+from munet.system.record import CandidateRecord
 from munet.system.rng import derive_seed, rng_for
 from munet.system.score import accounted_params, score
 from munet.system.state import ParamOps, Settings, SystemState, select_parent
@@ -47,10 +48,10 @@ class Trainer(Protocol):
 
 
 class Recorder(Protocol):
-    def replay(self, task: str, iteration: int, batch: int) -> list[dict[str, Any]] | None:
+    def replay(self, task: str, iteration: int, batch: int) -> list[CandidateRecord] | None:
         """Records of a generation batch already trained (resume), else None."""
 
-    def load_result(self, record: Mapping[str, Any], child: Path) -> CandidateResult: ...
+    def load_result(self, record: CandidateRecord, child: Path) -> CandidateResult: ...
 
     def generation_done(
         self,
@@ -58,7 +59,7 @@ class Recorder(Protocol):
         iteration: int,
         batch: int,
         ds: Mapping[str, Any],
-        records: list[dict[str, Any]],
+        records: list[CandidateRecord],
         children: Sequence[Path],
     ) -> None: ...
 
@@ -122,22 +123,7 @@ def run_task_iteration(
                 parent, task, num_classes, ds, mutate, rng, ops, settings
             )
             children.append(child)
-            records.append(
-                {
-                    "task": task,
-                    "iteration": it,
-                    "batch": b,
-                    "candidate": k,
-                    "path_id": child.id,
-                    "parent_id": parent.id,
-                    "parent_task": parent.task,
-                    "seed_phase": not mutate,
-                    "mutations": ds_record + mutations,
-                    "hparams": dict(child.hparams),
-                    "component_ids": [c.id for c in child.components],
-                    "trainable_ids": [c.id for c in child.trainable_components()],
-                }
-            )
+            records.append(plan_record(child, it, b, k, not mutate, ds_record + mutations))
         replayed = recorder.replay(task, it, b)
         if replayed is not None:
             _check_replay(replayed, records)
@@ -145,13 +131,15 @@ def run_task_iteration(
         else:
             seed = derive_seed(settings.seed, task, it, b, "train")
             results = trainer.train_generation(task, children, ds, seed)
-        for child, rec, res in zip(children, records, results, strict=True):
-            _judge(state, settings, child, rec, res)
-            say("candidate", record=rec)
+        judged = []
+        for child, planned, res in zip(children, records, results, strict=True):
+            judged.append(_judge(state, settings, child, planned, res))
+            say("candidate", record=judged[-1])
+        records = judged
         if replayed is None:
             recorder.generation_done(task, it, b, ds, records, children)
         for child, rec in zip(children, records, strict=True):
-            if not rec["accepted"]:
+            if not rec.accepted:
                 for c in child.trainable_components():
                     c.params = None
     best = state.end_iteration(task, settings)
@@ -186,7 +174,7 @@ def choose_seeds(
         batch = recorder.replay(task, iteration, b)
         if batch is None:
             break
-        recorded += [by_id[r["parent_id"]] for r in batch if r["seed_phase"]]
+        recorded += [by_id[r.parent_id] for r in batch if r.seed_phase]
     if len(recorded) == keep:
         return recorded
     scores = trainer.screen(task, seeds)
@@ -201,15 +189,43 @@ def choose_seeds(
     return [seeds[i] for i in order[:keep]]
 
 
+def plan_record(
+    child: Path, iteration: int, batch: int, candidate: int, seed_phase: bool, mutations: list[str]
+) -> CandidateRecord:
+    """The record of a child before training: who it is and what it is made of."""
+    parent = child.parent
+    assert parent is not None
+    return CandidateRecord(
+        task=child.task,
+        iteration=iteration,
+        batch=batch,
+        candidate=candidate,
+        path_id=child.id,
+        parent_id=parent.id,
+        parent_task=parent.task,
+        seed_phase=seed_phase,
+        mutations=mutations,
+        hparams=dict(child.hparams),
+        component_ids=[c.id for c in child.components],
+        trainable_ids=[c.id for c in child.trainable_components()],
+    )
+
+
 def _judge(
-    state: SystemState, settings: Settings, child: Path, rec: dict[str, Any], res: CandidateResult
-) -> None:
-    """Accept the child if its score strictly beats its same-task parent's (spec §4.3)."""
+    state: SystemState,
+    settings: Settings,
+    child: Path,
+    planned: CandidateRecord,
+    res: CandidateResult,
+) -> CandidateRecord:
+    """Accept the child if its score strictly beats its same-task parent's (spec §4.3);
+    returns ``planned`` filled with the outcome."""
     parent = child.parent
     assert parent is not None
     baseline = state.score(parent, settings) if parent.task == child.task else -math.inf
     params = accounted_params(child)
-    rec.update(
+    rec = replace(
+        planned,
         quality=res.quality,
         history=list(res.history),
         seconds=round(res.seconds, 3),
@@ -218,30 +234,32 @@ def _judge(
         status=res.status,
         accounted_params=params,
         baseline=None if math.isinf(baseline) else baseline,
+        score=None,
+        accepted=False,
     )
     if res.quality is None:
-        rec.update(score=None, accepted=False)
-        return
+        return rec
     child.metrics.update(
         quality=res.quality, history=list(res.history), seconds=res.seconds, images=res.images
     )
     child_score = score(res.quality, params, state.p_ref, settings.scale_factor)
     accepted = child_score > baseline
-    rec.update(score=child_score, accepted=accepted)
     if accepted:
         for c in child.trainable_components():
             c.params = res.params[c.id]
         state.accept(child)
+    return replace(rec, score=child_score, accepted=accepted)
 
 
-def _check_replay(replayed: list[dict[str, Any]], records: list[dict[str, Any]]) -> None:
+def _check_replay(replayed: list[CandidateRecord], records: list[CandidateRecord]) -> None:
     """A resumed batch must rebuild the same candidates, or the stored system is inconsistent."""
     for old, new in zip(replayed, records, strict=True):
         for key in ("path_id", "parent_id", "component_ids"):
-            if old[key] != new[key]:
+            if getattr(old, key) != getattr(new, key):
                 raise RuntimeError(
-                    f"resume diverged at {new['task']} candidate {new['candidate']}: stored "
-                    f"{key}={old[key]} but rebuilt {new[key]}; the config or code changed"
+                    f"resume diverged at {new.task} candidate {new.candidate}: stored "
+                    f"{key}={getattr(old, key)} but rebuilt {getattr(new, key)}; the config or "
+                    "code changed"
                 )
 
 
