@@ -61,9 +61,22 @@ Event = CandidateTrained | IterationEnded | RunEnded
 Callback = Callable[[Event], None]
 
 
+class Progress:
+    """Names of the untyped progress events ``munet.system.evolve`` emits as
+    ``progress(name, **info)`` (what the printer, TensorBoard and :func:`typed_event` read).
+
+    This module imports nothing from munet, so every layer may use these names.
+    """
+
+    ITERATION_START = "iteration_start"  # task, iteration, seeds (path ids)
+    SEEDS_SCREENED = "seeds_screened"  # task, iteration, scores (path id -> score), kept
+    CANDIDATE = "candidate"  # record: a judged munet.system.record.CandidateRecord
+    ITERATION_END = "iteration_end"  # task, iteration, best (the retained Path)
+
+
 def typed_event(event: str, info: Mapping[str, Any]) -> Event | None:
     """The typed form of an evolution progress event, or None for events not offered."""
-    if event == "candidate":
+    if event == Progress.CANDIDATE:
         r = info["record"]  # a munet.system.record.CandidateRecord
         return CandidateTrained(
             task=r.task,
@@ -78,7 +91,7 @@ def typed_event(event: str, info: Mapping[str, Any]) -> Event | None:
             accepted=r.accepted,
             seconds=r.seconds,
         )
-    if event == "iteration_end":
+    if event == Progress.ITERATION_END:
         best = info["best"]
         return IterationEnded(
             task=info["task"],

@@ -11,7 +11,7 @@ from typing import Any
 
 from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config, with_legacy
 from munet.errors import ConfigError, StoreError, TaskError
-from munet.events import Callback, RunEnded, typed_event
+from munet.events import Callback, Progress, RunEnded, typed_event
 from munet.train.device import configure_threads, resolve_device
 
 Log = Callable[[str], None]
@@ -287,12 +287,12 @@ class ProgressPrinter:
         if typed is not None:
             for callback in self.callbacks:
                 callback(typed)
-        if event == "iteration_start":
+        if event == Progress.ITERATION_START:
             self.say(
                 f"== task {info['task']} iteration {info['iteration']} "
                 f"(seeds: paths {info['seeds']})"
             )
-        elif event == "candidate":
+        elif event == Progress.CANDIDATE:
             r = info["record"]
             self.trained += 1
             self.bar.update(1)
@@ -306,10 +306,10 @@ class ProgressPrinter:
                 f" ({r.parent_task}) {q} score {sc} {verdict} "
                 f"[{r.seconds:.1f}s] {muts}"
             )
-        elif event == "seeds_screened":
+        elif event == Progress.SEEDS_SCREENED:
             scores = ", ".join(f"{pid}: {v:.3f}" for pid, v in info["scores"].items())
             self.say(f"  seed screen (linear probe, val acc): {scores}; training {info['kept']}")
-        elif event == "iteration_end":
+        elif event == Progress.ITERATION_END:
             best = info["best"]
             self.say(
                 f"== {info['task']}: best path {best.id} val "

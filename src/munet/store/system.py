@@ -26,7 +26,7 @@ from typing import Any
 from munet import __version__
 from munet.errors import StoreError
 from munet.store.atomic import atomic_write_json, atomic_write_text, cleanup_temp_files
-from munet.store.journal import Journal
+from munet.store.journal import CREATED, Journal
 from munet.system.arch import RootArch
 from munet.system.component import Component
 from munet.system.evolve import CandidateResult
@@ -36,7 +36,19 @@ from munet.system.score import accounted_params, private_params
 from munet.system.state import SystemState
 
 FORMAT_VERSION = 1
-SNAPSHOT_EVENTS = ("created", "iteration_end")
+
+
+class EventKind:
+    """The ``type`` of each journal event: names of the on-disk format, never rename them."""
+
+    CREATED = CREATED  # the first line: config, root, snapshot of the root-only state
+    TASKS = "tasks"  # tasks added (spec, classes, split)
+    CONFIG = "config"  # the config changed on resume (e.g. a larger budget)
+    GENERATION = "generation"  # one generation batch's candidate records and blob records
+    ITERATION_END = "iteration_end"  # a task iteration ended: snapshot of the state
+
+
+SNAPSHOT_EVENTS = (EventKind.CREATED, EventKind.ITERATION_END)
 
 
 # ---- state <-> JSON ---------------------------------------------------------------------------
@@ -161,7 +173,7 @@ class SystemStore:
         self.save_config(config)
         self._append(
             {
-                "type": "created",
+                "type": EventKind.CREATED,
                 "format": FORMAT_VERSION,
                 "munet": __version__,
                 "config": config,
@@ -169,7 +181,7 @@ class SystemStore:
                 "state": snapshot(state, self.blob_records),
             }
         )
-        self._append({"type": "tasks", "tasks": tasks})
+        self._append({"type": EventKind.TASKS, "tasks": tasks})
         self._write_manifest()
 
     def save_config(self, config: dict[str, Any]) -> None:
@@ -185,7 +197,7 @@ class SystemStore:
                 f"`munet evolve --system {self.dir}` to create one"
             )
         self.events = self.journal.read()
-        if not self.events or self.events[0].get("type") != "created":
+        if not self.events or self.events[0].get("type") != EventKind.CREATED:
             raise StoreError(
                 f"{self.journal.path} does not start with a 'created' event; "
                 "the system directory is damaged"
@@ -204,14 +216,14 @@ class SystemStore:
         """Recorded task metadata (spec, classes, split info), in the order tasks were added."""
         out: dict[str, dict[str, Any]] = {}
         for e in self.events:
-            if e["type"] == "tasks":
+            if e["type"] == EventKind.TASKS:
                 out.update(e["tasks"])
         return out
 
     def stored_config(self) -> dict[str, Any]:
         cfg = dict(self.events[0]["config"])
         for e in self.events:
-            if e["type"] == "config":
+            if e["type"] == EventKind.CONFIG:
                 cfg = dict(e["config"])
         return cfg
 
@@ -228,7 +240,7 @@ class SystemStore:
             self._replay = {}
             self._replay_blobs = {}
             for e in self.events[last + 1 :]:
-                if e["type"] == "generation":
+                if e["type"] == EventKind.GENERATION:
                     key = (e["task"], e["iteration"], e["batch"])
                     self._replay[key] = [CandidateRecord.from_json(r) for r in e["candidates"]]
                     for rec in e["candidates"]:
@@ -260,7 +272,7 @@ class SystemStore:
         return [
             CandidateRecord.from_json(rec)
             for e in self.events
-            if e["type"] == "generation"
+            if e["type"] == EventKind.GENERATION
             for rec in e["candidates"]
         ]
 
@@ -305,7 +317,7 @@ class SystemStore:
             journaled.append({**rec.to_json(), "blobs": blobs})
         self._append(
             {
-                "type": "generation",
+                "type": EventKind.GENERATION,
                 "task": task,
                 "iteration": iteration,
                 "batch": batch,
@@ -321,7 +333,7 @@ class SystemStore:
         best = state.retained(task)
         self._append(
             {
-                "type": "iteration_end",
+                "type": EventKind.ITERATION_END,
                 "task": task,
                 "iteration": iteration,
                 "best": best.id if best else None,
@@ -344,7 +356,7 @@ class SystemStore:
         previous, newest = snaps[-2], snaps[-1]
         ids = {int(c["id"]) for c in self.events[previous]["state"]["components"]}
         for e in self.events[previous + 1 : newest]:
-            if e["type"] == "generation":
+            if e["type"] == EventKind.GENERATION:
                 ids.update(int(k) for rec in e["candidates"] for k in rec["blobs"])
         return ids
 
@@ -369,10 +381,10 @@ class SystemStore:
         self.events.append(event)
 
     def record_tasks(self, tasks: dict[str, dict[str, Any]]) -> None:
-        self._append({"type": "tasks", "tasks": tasks})
+        self._append({"type": EventKind.TASKS, "tasks": tasks})
 
     def record_config(self, config: dict[str, Any]) -> None:
-        self._append({"type": "config", "config": config})
+        self._append({"type": EventKind.CONFIG, "config": config})
         self.save_config(config)
 
     def _write_manifest(self, state: SystemState | None = None) -> None:

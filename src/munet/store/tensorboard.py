@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from munet.events import Progress
+
 
 class TensorBoardLog:
     """Progress events -> scalars under ``DIR/tensorboard``; steps are stable across resumes."""
@@ -23,14 +25,14 @@ class TensorBoardLog:
         return cls(SummaryWriter(str(Path(directory) / "tensorboard")), candidates_per_iteration)
 
     def __call__(self, event: str, **info: Any) -> None:
-        if event == "candidate":
+        if event == Progress.CANDIDATE:
             r = info["record"]
             step = r.iteration * self.per_iteration + r.candidate
             if r.quality is not None:
                 self.writer.add_scalar(f"{r.task}/candidate_val_accuracy", r.quality, step)
                 self.writer.add_scalar(f"{r.task}/candidate_score", r.score, step)
             self.writer.add_scalar(f"{r.task}/accepted", float(r.accepted), step)
-        elif event == "iteration_end":
+        elif event == Progress.ITERATION_END:
             best = info["best"]
             step = info["iteration"]
             self.writer.add_scalar(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from munet.events import Progress as Event
 from munet.system.hparams import data_hparams, mutate_hparams
 from munet.system.path import Path
 from munet.system.record import CandidateRecord
@@ -106,7 +107,7 @@ def run_task_iteration(
     it = state.iterations_done.get(task, 0)
     seeds = choose_seeds(state.begin_iteration(task), task, it, settings, trainer, recorder, say)
     n, g = settings.candidates_per_iteration, settings.generation_batch_size
-    say("iteration_start", task=task, iteration=it, seeds=[p.id for p in seeds])
+    say(Event.ITERATION_START, task=task, iteration=it, seeds=[p.id for p in seeds])
     for b, start in enumerate(range(0, n, g)):
         ds, ds_record = generation_ds(
             state, task, settings, start >= len(seeds), rng_for(settings.seed, task, it, b, "data")
@@ -134,7 +135,7 @@ def run_task_iteration(
         judged = []
         for child, planned, res in zip(children, records, results, strict=True):
             judged.append(_judge(state, settings, child, planned, res))
-            say("candidate", record=judged[-1])
+            say(Event.CANDIDATE, record=judged[-1])
         records = judged
         if replayed is None:
             recorder.generation_done(task, it, b, ds, records, children)
@@ -146,7 +147,7 @@ def run_task_iteration(
     if "test_quality" not in best.metrics:
         best.metrics.update(trainer.test(best))
     recorder.iteration_done(state, task, it)
-    say("iteration_end", task=task, iteration=it, best=best)
+    say(Event.ITERATION_END, task=task, iteration=it, best=best)
     return best
 
 
@@ -180,7 +181,7 @@ def choose_seeds(
     scores = trainer.screen(task, seeds)
     order = sorted(range(len(seeds)), key=lambda i: (-scores[i], i))
     say(
-        "seeds_screened",
+        Event.SEEDS_SCREENED,
         task=task,
         iteration=iteration,
         scores={seeds[i].id: scores[i] for i in order},
