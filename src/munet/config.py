@@ -142,11 +142,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def save(self, path: Path) -> None:
-        from munet.store.atomic import atomic_write_text
-
-        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
-
     # ---- validation ------------------------------------------------------------------------
     def validate(self) -> Config:
         """Check every value; returns self so calls chain."""
