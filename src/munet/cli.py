@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from munet.defaults import DEFAULT_SYSTEM
 from munet.errors import MunetError
-
-DEFAULT_SYSTEM = "./munet-system"
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from munet.cli import DEFAULT_SYSTEM
+from munet.defaults import DEFAULT_SYSTEM
 from munet.errors import MunetError
 
 FILES_PER_CALL = 256  # bounds memory when predicting a large folder
