@@ -84,8 +84,14 @@ class SystemLock:
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             write_all(fd, (json.dumps(info, sort_keys=True) + "\n").encode("utf-8"))
-        except BaseException:
+        except OSError as err:  # e.g. ENOSPC, EDQUOT, EIO
             os.close(fd)  # closing releases the flock
+            raise StoreError(
+                f"cannot write lock file {self.path}: {err.strerror or err}; free disk space or "
+                "check the file system"
+            ) from None
+        except BaseException:
+            os.close(fd)
             raise
         self._fd = fd
 
