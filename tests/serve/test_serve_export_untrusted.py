@@ -100,3 +100,21 @@ def test_unreadable_export_files_are_one_export_error(exported, tmp_path):
         load_exported(out).classes
         == json.loads(out.with_suffix(".json").read_text())["class_names"]
     )
+
+
+def test_export_to_a_read_only_place_is_one_export_error(synthetic, tmp_path, monkeypatch):
+    import errno
+
+    if Path("/proc").is_dir():  # not writable even by root
+        with pytest.raises(ExportError, match="cannot write export") as err:
+            export_task(synthetic, "alpha", "/proc/alpha.safetensors")
+        assert "\n" not in str(err.value)
+
+    def read_only(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    with pytest.raises(ExportError, match="alpha.json: Permission denied; choose a writable"):
+        export_task(synthetic, "alpha", tmp_path / "alpha.safetensors")
+    with pytest.raises(ExportError, match="Permission denied"):
+        export_task(synthetic, "alpha", tmp_path / "folder", "timm")

@@ -124,6 +124,24 @@ def export_task(
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    from safetensors import SafetensorError
+
+    try:
+        return _export_task(system, task, out, fmt)
+    except OSError as err:  # a read-only or full file system
+        where = err.filename or out
+        raise ExportError(
+            f"cannot write export {where}: {err.strerror or err}; choose a writable --out"
+        ) from None
+    except SafetensorError as err:  # its I/O errors are not OSError
+        raise ExportError(
+            f"cannot write export {out}: {str(err).splitlines()[0][:200]}; choose a writable --out"
+        ) from None
+
+
+def _export_task(
+    system: MultitaskSystem, task: str, out: str | os.PathLike, fmt: str
+) -> dict[str, Any]:
     path = system.path(task)
     model = system.model(task).cpu()
     plain = not path.hparams.get("adapter_layers")
