@@ -90,8 +90,9 @@ def check(system: PathLike, *, evaluate: bool = True, log: Log | None = None) ->
     retained model still scores its recorded test accuracy. Returns one line per problem; an
     empty list means the system is intact and can resume."""
     from munet.store.check import check_system
+    from munet.train.recheck import reevaluate_retained
 
-    return check_system(system, evaluate=evaluate, log=log)
+    return check_system(system, log=log, reevaluate=reevaluate_retained if evaluate else None)
 
 
 def report(systems: PathLike | Sequence[PathLike], out: PathLike | None = None) -> ReportOutcome:

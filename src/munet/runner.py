@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config, with_legacy
-from munet.errors import ConfigError, StoreError, TaskError
+from munet.data.load import load_tasks, task_meta
+from munet.errors import ConfigError, StoreError
 from munet.events import Callback, Progress, RunEnded, typed_event
 from munet.train.device import configure_threads, resolve_device
 
@@ -34,33 +35,6 @@ def fit_image_size(cfg: Config, patch_size: int) -> None:
             f"use one of {sizes[:6]}"
         )
     cfg.hparams["ds_image_size"] = next((s for s in sizes if s >= size), sizes[-1])
-
-
-def load_tasks(specs: list[str]) -> dict[str, Any]:
-    """Load every task's data (before anything is written); names must be unique."""
-    from munet.data.builtin import load_task
-
-    out: dict[str, Any] = {}
-    for spec in specs:
-        data = load_task(spec)
-        if data.name in out:
-            raise TaskError(
-                f"two task specs resolve to the same task name {data.name!r}; "
-                "give each task a distinct name"
-            )
-        if data.num_classes < 2:
-            raise TaskError(f"task {data.name!r} has {data.num_classes} class; a task needs >= 2")
-        out[data.name] = data
-    return out
-
-
-def task_meta(data: Any) -> dict[str, Any]:
-    return {
-        "spec": data.spec,
-        "num_classes": data.num_classes,
-        "class_names": list(data.class_names),
-        "split": data.split_info,
-    }
 
 
 def _check_resume(

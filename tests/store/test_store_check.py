@@ -33,7 +33,7 @@ def _cut_after(d: Path, index: int) -> None:
 def test_a_journal_that_lost_acknowledged_events_is_not_intact(system: Path) -> None:
     journal = system / "journal.jsonl"
     journal.write_bytes(journal.read_bytes()[:-100])  # 100 bytes off the last line
-    problems = check_system(system, evaluate=False)
+    problems = check_system(system)
     assert any("acknowledged events were lost" in p for p in problems), problems
 
 
@@ -47,7 +47,7 @@ def test_a_missing_blob_of_a_replayed_generation_is_reported(system: Path) -> No
     store.load_state(load_tensors=False)
     (key, cid, _record), *_ = store.replay_blobs()
     store.blobs.path(cid).unlink(missing_ok=True)  # later snapshots may have collected it
-    problems = check_system(system, evaluate=False)
+    problems = check_system(system)
     needle = f"{cid}.safetensors is missing (needed to resume: generation batch {key[2]}"
     assert any(needle in p for p in problems), problems
 
@@ -59,7 +59,7 @@ def test_the_previous_snapshot_and_its_generations_keep_their_blobs(system: Path
     snaps = [i for i, e in enumerate(events) if e["type"] in SNAPSHOT_EVENTS]
     _cut_after(system, snaps[-1] - 1)  # drop the newest snapshot only
     (system / "manifest.json").unlink()
-    assert check_system(system, evaluate=False) == []
+    assert check_system(system) == []
     store = SystemStore(system)
     store.read()
     store.load_state(load_tensors=True)  # every snapshot blob loads
@@ -74,7 +74,7 @@ def test_resume_after_losing_the_last_snapshot_line(system: Path, capsys) -> Non
     assert main(tiny_args(system, "builtin:digits,builtin:glyph_digits")) == 0, (
         capsys.readouterr().err
     )
-    assert check_system(system, evaluate=False) == []
+    assert check_system(system) == []
 
 
 def test_a_damaged_blob_names_the_tasks_that_use_it(system: Path) -> None:
@@ -83,7 +83,7 @@ def test_a_damaged_blob_names_the_tasks_that_use_it(system: Path) -> None:
     state = store.load_state(load_tensors=False)
     head = state.population["glyph_digits"][0].component("head").id
     store.blobs.path(head).write_bytes(b"garbage")
-    problems = check_system(system, evaluate=False)
+    problems = check_system(system)
     assert any(
         f"{head}.safetensors is corrupt" in p and "tasks: glyph_digits)" in p for p in problems
     )
@@ -101,7 +101,7 @@ def test_a_crafted_journal_is_one_line(system: Path, event: dict, capsys) -> Non
     with (system / "journal.jsonl").open("ab") as f:
         f.write(encode_line(event))
     with pytest.raises(StoreError, match="malformed event"):
-        check_system(system, evaluate=False)
+        check_system(system)
     assert main(["check", "--system", str(system), "--no-eval"]) != 0
     err = capsys.readouterr().err.strip()
     assert "malformed event" in err and "\n" not in err
@@ -120,4 +120,4 @@ def test_a_line_without_a_type_is_corruption(system: Path) -> None:
     first, rest = journal.read_bytes().split(b"\n", 1)
     journal.write_bytes(first + b"\n" + line + rest)
     with pytest.raises(StoreError, match="damaged at line 2"):
-        check_system(system, evaluate=False)
+        check_system(system)

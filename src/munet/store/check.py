@@ -6,7 +6,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path as FsPath
 
-from munet.errors import MunetError
 from munet.store.system import SystemStore
 from munet.system.component import NOT_TRAINABLE
 from munet.system.state import SystemState
@@ -85,10 +84,20 @@ def check_blobs(store: SystemStore, state: SystemState) -> list[str]:
     return problems
 
 
+#: The immutability check ``munet check`` runs on an intact system (it needs the training
+#: layer, so the caller passes it: :func:`munet.train.recheck.reevaluate_retained`).
+Reevaluate = Callable[[SystemStore, SystemState, Callable[[str], None]], list[str]]
+
+
 def check_system(
-    directory: str | FsPath, evaluate: bool = True, log: Callable[[str], None] | None = None
+    directory: str | FsPath,
+    log: Callable[[str], None] | None = None,
+    reevaluate: Reevaluate | None = None,
 ) -> list[str]:
-    """One line per problem; an empty list means the system is intact and can resume."""
+    """One line per problem; an empty list means the system is intact and can resume.
+
+    Integrity (manifest, blobs, train locks) always; then, if it is intact, ``reevaluate``.
+    """
     say = log or (lambda m: None)
     store = SystemStore(directory)
     store.read()
@@ -98,32 +107,6 @@ def check_system(
     comps = state.live_components()
     say(f"blobs: {len(comps)} components and {len(store.replay_blobs())} to replay checked")
     problems += check_locks(state)
-    if problems or not evaluate:
+    if problems or reevaluate is None:
         return problems
-    from munet.runner import load_tasks
-    from munet.train.trainer import evaluate_path
-
-    for cid, comp in comps.items():
-        comp.params = store.blobs.get(cid, store.blob_records[cid])
-    meta = store.tasks()
-    for task, paths in state.population.items():
-        if not paths or "test_quality" not in paths[0].metrics:
-            continue
-        path = paths[0]
-        try:
-            data = load_tasks([meta[task]["spec"]])[task]
-        except MunetError as err:
-            problems.append(f"task {task}: cannot load its data to re-evaluate ({err})")
-            continue
-        got = evaluate_path(state.arch, path, data)
-        want_acc = path.metrics["test_quality"]
-        if got["test_quality"] != want_acc:
-            problems.append(
-                f"task {task}: test accuracy {got['test_quality']:.6f} differs from "
-                f"the stored {want_acc:.6f}"
-            )
-        want_hash = path.metrics.get("test_logits_sha256")
-        if want_hash and got["test_logits_sha256"] != want_hash:
-            problems.append(f"task {task}: logits on the fixed batch differ from the stored hash")
-        say(f"task {task}: test accuracy {got['test_quality']:.4f} re-evaluated")
-    return problems
+    return reevaluate(store, state, say)
