@@ -70,7 +70,7 @@ def to_array(img: Any, size: Size) -> np.ndarray:
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if isinstance(target, int) and img.size[0] * img.size[1] > EARLY_DOWNSCALE_PIXELS:
-        img = _downscale(img, target)
+        img = downscale(img, target)
     mode = img.mode
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         arr = np.asarray(img, dtype=np.float64)
@@ -95,7 +95,7 @@ def to_array(img: Any, size: Size) -> np.ndarray:
     return arr
 
 
-def _downscale(img: Any, target: int) -> Any:
+def downscale(img: Any, target: int) -> Any:
     """Box-shrink by the largest whole factor that keeps both sides >= ``target``. PIL resizes
     RGBA/LA with premultiplied alpha, so compositing onto black afterwards gives what
     compositing first would, without a float copy of the full image."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from munet.data.decode import EARLY_DOWNSCALE_PIXELS, _downscale
+from munet.data.decode import EARLY_DOWNSCALE_PIXELS, downscale
 from munet.data.pipeline import _resize, prepare_eval
 from munet.serve.errors import ImageError, ImageTooLargeError
 
@@ -71,7 +71,7 @@ def decode_image(
         img.load()
         if early:
             ImageOps.exif_transpose(img, in_place=True)  # orient before the shrink drops EXIF
-            img = _downscale(img, int(image_size))
+            img = downscale(img, int(image_size))
     except Exception as err:  # PIL raises many types for bad data
         raise ImageError(
             f"{name} is not a readable image ({err.__class__.__name__}); "
