@@ -44,7 +44,7 @@ def _executor_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_evolve(args: argparse.Namespace) -> int:
     from munet.api import evolve
-    from munet.runner import format_table
+    from munet.report.tables import format_table
 
     outcome = evolve(args.system, args.config, **_overrides(args))
     print(format_table(outcome.rows))
@@ -81,7 +81,7 @@ def add_task_arguments(args: argparse.Namespace) -> tuple[str, list[str], list[s
 
 def cmd_add_task(args: argparse.Namespace) -> int:
     from munet.api import add_tasks
-    from munet.runner import format_table
+    from munet.report.tables import format_table
 
     system, specs, args.overrides = add_task_arguments(args)
     args.tasks = None  # the tasks to add, not the system's task list

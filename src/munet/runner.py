@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config, with_legacy
 from munet.data.load import load_tasks, task_meta
 from munet.errors import ConfigError, StoreError
-from munet.events import Callback, Progress, RunEnded, typed_event
+from munet.events import Callback, RunEnded
 from munet.train.device import configure_threads, resolve_device
 
 Log = Callable[[str], None]
@@ -105,9 +104,10 @@ def evolve_system(
     from munet.execute.agents import SkipAgentReplays, evolve_async, reserve_agent_ids
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
+    from munet.report.progress import ProgressPrinter
+    from munet.report.tensorboard import TensorBoardLog
     from munet.store.lock import SystemLock
     from munet.store.system import SystemStore, task_rows
-    from munet.store.tensorboard import TensorBoardLog
     from munet.system.baselines import check_method_fits, configure_method, parse_method
     from munet.system.evolve import evolve
     from munet.system.hparams import search_space_for
@@ -228,116 +228,3 @@ def evolve_system(
     for callback in callbacks:
         callback(end)
     return outcome
-
-
-class ProgressPrinter:
-    """Progress: a tqdm bar on a TTY plus one plain line per candidate and per iteration."""
-
-    def __init__(
-        self, state: Any, settings: Any, tasks: list[str], say: Log, show: bool | None
-    ) -> None:
-        from tqdm import tqdm
-
-        todo = (
-            sum(max(0, settings.task_iterations - state.iterations_done.get(t, 0)) for t in tasks)
-            * settings.candidates_per_iteration
-        )
-        self.bar = tqdm(
-            total=todo,
-            unit="cand",
-            desc="evolve",
-            disable=(not sys.stderr.isatty()) if show is None else not show,
-        )
-        self.say = (lambda m: self.bar.write(m)) if not self.bar.disable else say
-        self.trained = 0
-        self.tag_tasks = False  # name the task on candidate lines (tasks evolving at once)
-        self.tensorboard: Any = None  # optional scalars (munet.store.tensorboard)
-        self.callbacks: list[Callback] = []  # user callbacks of typed events (munet.events)
-
-    def __call__(self, event: str, **info: Any) -> None:
-        if self.tensorboard is not None:
-            self.tensorboard(event, **info)
-        typed = typed_event(event, info) if self.callbacks else None
-        if typed is not None:
-            for callback in self.callbacks:
-                callback(typed)
-        if event == Progress.ITERATION_START:
-            self.say(
-                f"== task {info['task']} iteration {info['iteration']} "
-                f"(seeds: paths {info['seeds']})"
-            )
-        elif event == Progress.CANDIDATE:
-            r = info["record"]
-            self.trained += 1
-            self.bar.update(1)
-            q = "diverged" if r.quality is None else f"val {r.quality:.4f}"
-            sc = "-" if r.score is None else f"{r.score:.4f}"
-            verdict = "accepted" if r.accepted else "rejected"
-            muts = "; ".join(r.mutations) or "no mutation"
-            tag = f"{r.task} " if self.tag_tasks else ""
-            self.say(
-                f"  {tag}cand {r.candidate:>2} path {r.path_id:>4} <- {r.parent_id:>4}"
-                f" ({r.parent_task}) {q} score {sc} {verdict} "
-                f"[{r.seconds:.1f}s] {muts}"
-            )
-        elif event == Progress.SEEDS_SCREENED:
-            scores = ", ".join(f"{pid}: {v:.3f}" for pid, v in info["scores"].items())
-            self.say(f"  seed screen (linear probe, val acc): {scores}; training {info['kept']}")
-        elif event == Progress.ITERATION_END:
-            best = info["best"]
-            self.say(
-                f"== {info['task']}: best path {best.id} val "
-                f"{best.metrics['quality']:.4f} test {best.metrics['test_quality']:.4f}"
-            )
-
-    def close(self) -> None:
-        self.bar.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The per-task table printed at the end of ``munet evolve``."""
-    head = [
-        "task",
-        "test acc",
-        "val acc",
-        "accounted",
-        "private",
-        "layers",
-        "adapt",
-        "img",
-        "shared with",
-    ]
-    lines = []
-    for r in rows:
-        lines.append(
-            [
-                r["task"],
-                _f(r["test_accuracy"]),
-                _f(r["val_accuracy"]),
-                f"{r['accounted_params']:,}",
-                f"{r['private_params']:,}",
-                str(r["num_layers"]),
-                str(r["adapters"]),
-                str(r["image_size"]),
-                r["shared_with"] or "-",
-            ]
-        )
-    widths = [
-        max(len(h), *(len(x[i]) for x in lines)) if lines else len(h) for i, h in enumerate(head)
-    ]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
-    out.append("  ".join("-" * w for w in widths))
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in lines]
-    if rows:
-        mean = sum(r["test_accuracy"] or 0 for r in rows) / len(rows)
-        ppt = sum(r["accounted_params"] for r in rows) / len(rows)
-        out.append(f"mean test accuracy {mean:.4f}; parameters per task {ppt:,.0f}")
-        out.append("components (shared with root / other tasks, or private):")
-        out += [f"  {r['task']}: {r['components']}" for r in rows]
-    return "\n".join(out)
-
-
-def _f(x: Any) -> str:
-    return "-" if x is None else f"{x:.4f}"

@@ -59,6 +59,46 @@ def acc(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"
 
 
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The per-task table printed at the end of ``munet evolve`` (rows of tasks.csv)."""
+    table = Table(
+        [
+            "task",
+            "test acc",
+            "val acc",
+            "accounted",
+            "private",
+            "layers",
+            "adapt",
+            "img",
+            "shared with",
+        ],
+        [
+            [
+                r["task"],
+                acc(r["test_accuracy"]),
+                acc(r["val_accuracy"]),
+                f"{r['accounted_params']:,}",
+                f"{r['private_params']:,}",
+                str(r["num_layers"]),
+                str(r["adapters"]),
+                str(r["image_size"]),
+                r["shared_with"] or "-",
+            ]
+            for r in rows
+        ],
+        numeric=set(),
+    )
+    out = [table.text()]
+    if rows:
+        mean = sum(r["test_accuracy"] or 0 for r in rows) / len(rows)
+        ppt = sum(r["accounted_params"] for r in rows) / len(rows)
+        out.append(f"mean test accuracy {mean:.4f}; parameters per task {ppt:,.0f}")
+        out.append("components (shared with root / other tasks, or private):")
+        out += [f"  {r['task']}: {r['components']}" for r in rows]
+    return "\n".join(out)
+
+
 def count(x: float) -> str:
     return f"{round(x):,}"
 

@@ -1,0 +1,78 @@
+"""Progress of ``munet evolve``: a tqdm bar on a TTY, one plain line per candidate and per task
+iteration, and the optional TensorBoard scalars and user callbacks fed from the same events."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from munet.events import Callback, Progress, typed_event
+
+Log = Callable[[str], None]
+
+
+class ProgressPrinter:
+    """Progress: a tqdm bar on a TTY plus one plain line per candidate and per iteration."""
+
+    def __init__(
+        self, state: Any, settings: Any, tasks: list[str], say: Log, show: bool | None
+    ) -> None:
+        from tqdm import tqdm
+
+        todo = (
+            sum(max(0, settings.task_iterations - state.iterations_done.get(t, 0)) for t in tasks)
+            * settings.candidates_per_iteration
+        )
+        self.bar = tqdm(
+            total=todo,
+            unit="cand",
+            desc="evolve",
+            disable=(not sys.stderr.isatty()) if show is None else not show,
+        )
+        self.say = (lambda m: self.bar.write(m)) if not self.bar.disable else say
+        self.trained = 0
+        self.tag_tasks = False  # name the task on candidate lines (tasks evolving at once)
+        self.tensorboard: Any = None  # optional scalars (munet.report.tensorboard)
+        self.callbacks: list[Callback] = []  # user callbacks of typed events (munet.events)
+
+    def __call__(self, event: str, **info: Any) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard(event, **info)
+        typed = typed_event(event, info) if self.callbacks else None
+        if typed is not None:
+            for callback in self.callbacks:
+                callback(typed)
+        if event == Progress.ITERATION_START:
+            self.say(
+                f"== task {info['task']} iteration {info['iteration']} "
+                f"(seeds: paths {info['seeds']})"
+            )
+        elif event == Progress.CANDIDATE:
+            r = info["record"]
+            self.trained += 1
+            self.bar.update(1)
+            q = "diverged" if r.quality is None else f"val {r.quality:.4f}"
+            sc = "-" if r.score is None else f"{r.score:.4f}"
+            verdict = "accepted" if r.accepted else "rejected"
+            muts = "; ".join(r.mutations) or "no mutation"
+            tag = f"{r.task} " if self.tag_tasks else ""
+            self.say(
+                f"  {tag}cand {r.candidate:>2} path {r.path_id:>4} <- {r.parent_id:>4}"
+                f" ({r.parent_task}) {q} score {sc} {verdict} "
+                f"[{r.seconds:.1f}s] {muts}"
+            )
+        elif event == Progress.SEEDS_SCREENED:
+            scores = ", ".join(f"{pid}: {v:.3f}" for pid, v in info["scores"].items())
+            self.say(f"  seed screen (linear probe, val acc): {scores}; training {info['kept']}")
+        elif event == Progress.ITERATION_END:
+            best = info["best"]
+            self.say(
+                f"== {info['task']}: best path {best.id} val "
+                f"{best.metrics['quality']:.4f} test {best.metrics['test_quality']:.4f}"
+            )
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
