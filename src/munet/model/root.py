@@ -61,10 +61,10 @@ BUILTIN_ROOTS: dict[str, BuiltinRoot] = {
         RootArch(
             embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
         ),
-        steps=7200,
+        steps=12000,
         train_per_class=600,
         description="ViT-Ti/16, 3 blocks, 32 px (the spec's character root); the default",
-        expected_minutes=12,
+        expected_minutes=20,
     ),
     "vit_ti6": BuiltinRoot(
         RootArch(
