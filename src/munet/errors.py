@@ -21,5 +21,21 @@ class StoreError(MunetError):
     """The system directory is missing, locked, corrupt or inconsistent with the config."""
 
 
-class TrainingError(MunetError):
-    """Training could not proceed (e.g. every candidate diverged)."""
+class ResumeDivergedError(StoreError):
+    """A resumed generation batch rebuilt different candidates than the journal recorded."""
+
+
+class ExecutorError(MunetError):
+    """Workers could not finish a job (e.g. they kept dying); the system on disk is intact."""
+
+
+class ImageError(MunetError):
+    """An input is not a usable image: unreadable, wrong type, shape, dtype or value range."""
+
+
+class ImageTooLargeError(ImageError):
+    """An image decodes to more pixels than allowed."""
+
+
+class ExportError(MunetError):
+    """An export cannot be written or read back (bad format, missing file, failed check)."""

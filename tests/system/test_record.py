@@ -41,3 +41,18 @@ def test_records_of_older_systems_load_with_defaults():
     old = {k: v for k, v in JOURNALED.items() if k not in ("flops", "trainable_ids", "baseline")}
     rec = CandidateRecord.from_json({**old, "blobs": {}})
     assert (rec.flops, rec.trainable_ids, rec.baseline, rec.agent) == (None, [], None, False)
+
+
+def test_a_diverged_replay_is_a_one_line_store_error():
+    from dataclasses import replace
+
+    import pytest
+
+    from munet.errors import StoreError
+    from munet.system.evolve import _check_replay
+
+    old = CandidateRecord.from_json(JOURNALED)
+    _check_replay([old], [replace(old, quality=None)])  # outcomes are not compared
+    with pytest.raises(StoreError, match="diverged at task digits iteration 1 candidate 2") as e:
+        _check_replay([old], [replace(old, component_ids=[1, 2, 11])])
+    assert "\n" not in str(e.value) and "component_ids=[1, 2, 10]" in str(e.value)

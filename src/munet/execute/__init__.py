@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from munet.errors import ConfigError, MunetError
+from munet.errors import ConfigError
+from munet.errors import ExecutorError as ExecutorError  # its former home
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
 
 Log = Callable[[str], None]
-
-
-class ExecutorError(MunetError):
-    """Workers could not finish a job (e.g. they kept dying); the system on disk is intact."""
 
 
 class Executor(Protocol):

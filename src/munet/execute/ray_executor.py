@@ -20,12 +20,11 @@ import queue
 import socket
 import threading
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from munet.errors import ConfigError, MunetError
-from munet.execute import ExecutorError, Log
+from munet.errors import ConfigError, ExecutorError, MunetError
 from munet.execute.worker import (
     CandidateSpec,
     TaskSource,
@@ -36,6 +35,8 @@ from munet.execute.worker import (
 )
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
+
+Log = Callable[[str], None]
 
 #: Environment variables forwarded to workers (cache folders, dataset locations, test hooks).
 FORWARD_ENV_PREFIX = "MUNET_"
@@ -204,7 +205,14 @@ class RayExecutor:
                     "check the address, or start a cluster with `ray start --head`"
                 )
             try:
-                ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR)
+                # a cluster of our own stays on loopback: no port opens on a network interface
+                local = {"_node_ip_address": "127.0.0.1"} if address is None else {}
+                ray.init(
+                    address=address,
+                    include_dashboard=False,
+                    logging_level=logging.ERROR,
+                    **local,
+                )
             except (ConnectionError, RuntimeError, ValueError) as err:
                 first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise ConfigError(

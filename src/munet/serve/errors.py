@@ -1,17 +1,7 @@
-"""Errors of the serving layer (user mistakes, printed in one line by the CLI)."""
+"""Errors of the serving layer, defined in :mod:`munet.errors` (re-exported here)."""
 
 from __future__ import annotations
 
-from munet.errors import MunetError
+from munet.errors import ExportError, ImageError, ImageTooLargeError
 
-
-class ImageError(MunetError):
-    """An input is not a usable image: unreadable, wrong type, shape, dtype or value range."""
-
-
-class ExportError(MunetError):
-    """An export cannot be written or read back (bad format, missing file, failed check)."""
-
-
-class ImageTooLargeError(ImageError):
-    """An image decodes to more pixels than allowed."""
+__all__ = ["ExportError", "ImageError", "ImageTooLargeError"]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from munet.errors import ResumeDivergedError
 from munet.events import Progress as Event
 from munet.system.hparams import data_hparams, mutate_hparams
 from munet.system.path import Path
@@ -257,10 +258,12 @@ def _check_replay(replayed: list[CandidateRecord], records: list[CandidateRecord
     for old, new in zip(replayed, records, strict=True):
         for key in ("path_id", "parent_id", "component_ids"):
             if getattr(old, key) != getattr(new, key):
-                raise RuntimeError(
-                    f"resume diverged at {new.task} candidate {new.candidate}: stored "
-                    f"{key}={getattr(old, key)} but rebuilt {getattr(new, key)}; the config or "
-                    "code changed"
+                raise ResumeDivergedError(
+                    f"resume diverged at task {new.task} iteration {new.iteration} candidate "
+                    f"{new.candidate}: the journal has {key}={getattr(old, key)} but this run "
+                    f"rebuilt {getattr(new, key)}; the config or code changed since the batch "
+                    "was trained: resume with the munet version and config that wrote it, or "
+                    "use a new --system directory"
                 )
 
 

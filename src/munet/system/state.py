@@ -131,10 +131,7 @@ class SystemState:
             for c in best.components:
                 c.locks.discard(task)
         seeds = [
-            p
-            for t, paths in self.population.items()
-            if t != task and paths and not t.startswith("private:")
-            for p in paths[:1]
+            p for t, paths in self.population.items() if t != task and paths for p in paths[:1]
         ]
         return sorted(seeds + [self.root], key=lambda p: -p.id)
 
