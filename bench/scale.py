@@ -60,7 +60,9 @@ def main() -> int:
     import ray
 
     cpus = os.cpu_count() or 1
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level="ERROR")
+    ray.init(
+        num_cpus=cpus, include_dashboard=False, logging_level="ERROR", _node_ip_address="127.0.0.1"
+    )
     base = {
         "root": args.root,
         "tasks": [t for t in args.tasks.split(",") if t],

@@ -25,7 +25,12 @@ RAY = ("--executor", "ray")
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level="ERROR",
+        _node_ip_address="127.0.0.1",  # test traffic stays on loopback
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
