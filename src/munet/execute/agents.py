@@ -21,7 +21,6 @@ What changes compared with sequential round-robin:
 
 from __future__ import annotations
 
-import copy
 import queue
 import threading
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 from munet.system.component import NOT_TRAINABLE, Component
 from munet.system.evolve import Progress, Recorder, Trainer, next_task, run_task_iteration
+from munet.system.graph import copy_component, copy_graph
 from munet.system.path import Path
 from munet.system.record import ASYNC_KEY, CandidateRecord
 from munet.system.state import ParamOps, Settings, SystemState
@@ -61,31 +61,16 @@ class AgentView(SystemState):
         if image_size not in self.posembed_cache:
             with self.guard:
                 shared = self.master.posembed_for(image_size, ops)
-            self.posembed_cache[image_size] = _copy_component(shared)
+            self.posembed_cache[image_size] = copy_component(shared)
         return self.posembed_cache[image_size]
-
-
-def _copy_component(c: Component) -> Component:
-    return Component(c.id, c.name, dict(c.shapes), set(c.locks), c.origin, c.params)
 
 
 def make_view(master: SystemState, guard: threading.RLock) -> AgentView:
     """Copy the live paths and components (tensors are shared: they are never changed)."""
     with guard:
-        comps = {cid: _copy_component(c) for cid, c in master.live_components().items()}
-        paths: dict[int, Path] = {}
-        for p in master.all_paths():
-            paths[p.id] = Path(
-                p.id,
-                p.task,
-                None,
-                copy.deepcopy(p.hparams),
-                [comps[c.id] for c in p.components],
-                copy.deepcopy(p.metrics),
-            )
-        for p in master.all_paths():
-            if p.parent is not None:
-                paths[p.id].parent = paths.get(p.parent.id, paths[master.root.id])
+        comps, paths = copy_graph(
+            master.live_components().values(), master.all_paths(), master.root
+        )
         view = AgentView(
             arch=master.arch,
             root=paths[master.root.id],
@@ -118,7 +103,7 @@ def merge(master: SystemState, view: SystemState, task: str) -> Path:
     for c in best.components:
         m = live.get(c.id)
         if m is None:
-            m = _copy_component(c)
+            m = copy_component(c)
             m.locks = {task} | (c.locks & {NOT_TRAINABLE})
         m.locks.add(task)
         comps.append(m)

@@ -30,6 +30,7 @@ from munet.store.journal import CREATED, Journal
 from munet.system.arch import RootArch
 from munet.system.component import Component
 from munet.system.evolve import CandidateResult
+from munet.system.graph import PathRow, link_paths
 from munet.system.path import Path
 from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, private_params
@@ -103,19 +104,13 @@ def restore(snap: Mapping[str, Any], load_params: Any) -> SystemState:
         )
         for c in snap["components"]
     }
-    paths: dict[int, Path] = {}
-    for p in snap["paths"]:
-        paths[p["id"]] = Path(
-            p["id"],
-            p["task"],
-            None,
-            dict(p["hparams"]),
-            [comps[i] for i in p["components"]],
-            dict(p["metrics"]),
-        )
-    for p in snap["paths"]:
-        if p["parent"] is not None:
-            paths[p["id"]].parent = paths[p["parent"]]
+    paths = link_paths(
+        (
+            PathRow(p["id"], p["task"], p["parent"], p["hparams"], p["components"], p["metrics"])
+            for p in snap["paths"]
+        ),
+        comps,
+    )
     state = SystemState(
         arch=RootArch.from_dict(snap["arch"]),
         root=paths[snap["root"]],
