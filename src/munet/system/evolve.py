@@ -36,9 +36,20 @@ class CandidateResult:
 
 
 class Trainer(Protocol):
+    """Turns candidates into trained tensors and metrics (``munet.train``, ``munet.execute``).
+
+    The loop calls it from one thread, except under ``munet.execute.agents`` where several
+    task iterations call it at once. A trainer reads paths and components and never changes
+    them: it returns new tensors in :class:`CandidateResult`, and the loop decides (in
+    ``_judge``) which of them become a component's parameters.
+    """
+
     def train_generation(
         self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
-    ) -> list[CandidateResult]: ...
+    ) -> list[CandidateResult]:
+        """Train one generation batch, one result per child in order; called once per batch
+        that is not replayed, after its children are assembled. ``seed`` fixes every random
+        choice of the batch. Frozen (non-trainable) components must come out unchanged."""
 
     def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
         """A cheap estimate of how well each path's frozen features serve ``task`` (higher is
@@ -46,14 +57,26 @@ class Trainer(Protocol):
         generation batch. Must not change any path or component."""
 
     def test(self, path: Path) -> dict[str, Any]:
-        """Test metrics of a retained path; must include ``test_quality``."""
+        """Test metrics of a retained path; must include ``test_quality``. Called once per
+        task iteration, after ``end_iteration``, for a best path not tested yet; the loop
+        merges the metrics into ``path.metrics``. Must not change the path."""
 
 
 class Recorder(Protocol):
-    def replay(self, task: str, iteration: int, batch: int) -> list[CandidateRecord] | None:
-        """Records of a generation batch already trained (resume), else None."""
+    """Persists the loop's progress (``munet.store.system.SystemStore``) and replays it on
+    resume. The loop calls it in this order per task iteration: for each generation batch
+    ``replay`` (then ``load_result`` per record if replayed, else ``generation_done``), then
+    ``iteration_done``. A recorder must not change the records, paths or the state it gets;
+    it may only read them (and write blobs of the tensors they hold).
+    """
 
-    def load_result(self, record: CandidateRecord, child: Path) -> CandidateResult: ...
+    def replay(self, task: str, iteration: int, batch: int) -> list[CandidateRecord] | None:
+        """Records of a generation batch already trained (resume), else None; called before
+        the batch trains. The loop checks that they name the candidates it rebuilt."""
+
+    def load_result(self, record: CandidateRecord, child: Path) -> CandidateResult:
+        """The stored outcome of a replayed candidate (tensors of accepted ones included),
+        so judging it again gives the recorded verdict without training."""
 
     def generation_done(
         self,
@@ -63,9 +86,13 @@ class Recorder(Protocol):
         ds: Mapping[str, Any],
         records: list[CandidateRecord],
         children: Sequence[Path],
-    ) -> None: ...
+    ) -> None:
+        """A batch that was trained (not replayed) is judged: persist its records and the
+        tensors of its accepted children before the loop drops the rejected ones' tensors."""
 
-    def iteration_done(self, state: SystemState, task: str, iteration: int) -> None: ...
+    def iteration_done(self, state: SystemState, task: str, iteration: int) -> None:
+        """The task iteration ended and its best path is tested: persist a snapshot of
+        ``state`` (the point a resume restarts from)."""
 
 
 Progress = Callable[..., None]

@@ -28,13 +28,21 @@ from munet.system.score import path_score
 
 
 class ParamOps(Protocol):
-    """Tensor operations the algorithm needs; implemented by ``munet.model.ops``."""
+    """Tensor operations the algorithm needs; implemented by ``munet.model.ops``.
 
-    def copy(self, params: Any) -> Any: ...
+    Called while a child is assembled (and when the root state is made). Each method returns
+    new parameters and must not change the ones it is given: they belong to components that
+    other paths share.
+    """
 
-    def init(self, name: str, shapes: Shapes, seed: int) -> Any: ...
+    def copy(self, params: Any) -> Any:
+        """An independent copy of a component's parameters (a clone to fine-tune)."""
 
-    def resize_posembed(self, params: Any, shapes: Shapes) -> Any: ...
+    def init(self, name: str, shapes: Shapes, seed: int) -> Any:
+        """Fresh parameters of component ``name`` (a head or an adapter), from ``seed`` only."""
+
+    def resize_posembed(self, params: Any, shapes: Shapes) -> Any:
+        """The root's position embeddings resized to ``shapes`` (another image size)."""
 
 
 class NullOps:
