@@ -119,6 +119,9 @@ def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
                 "val": mean_std([s.mean_val_accuracy or 0.0 for s in sums]),
                 "params": mean_std([s.params_per_task for s in sums]),
                 "images": statistics.fmean(s.images for s in sums),
+                "tflops": statistics.fmean(
+                    sum(float(c.flops or 0.0) for c in s.candidates) / 1e12 for s in sums
+                ),
                 "train_s": statistics.fmean(s.seconds for s in sums),
                 "wall_s": statistics.fmean(walls),
                 "per_task": {
@@ -135,14 +138,14 @@ def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| method | seeds | test acc (mean ± std) | val acc | params per task | "
-        "train images / system | train s / system | wall s / system |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "train images / system | train TFLOPs / system | train s / system | wall s / system |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['method']} | {r['seeds']} | {r['acc'][0]:.4f} ± {r['acc'][1]:.4f} | "
             f"{r['val'][0]:.4f} | {r['params'][0]:,.0f} | {r['images']:,.0f} | "
-            f"{r['train_s']:.0f} | {r['wall_s']:.0f} |"
+            f"{r['tflops']:.1f} | {r['train_s']:.0f} | {r['wall_s']:.0f} |"
         )
     tasks = list(rows[0]["per_task"]) if rows else []
     lines += ["", "Per task, test accuracy (mean ± std over seeds):", ""]
