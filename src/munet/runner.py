@@ -105,9 +105,10 @@ def evolve_system(
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
     from munet.report.progress import ProgressPrinter
+    from munet.report.rows import TasksCsv, task_rows
     from munet.report.tensorboard import TensorBoardLog
     from munet.store.lock import SystemLock
-    from munet.store.system import SystemStore, task_rows
+    from munet.store.system import SystemStore
     from munet.system.baselines import check_method_fits, configure_method, parse_method
     from munet.system.evolve import evolve
     from munet.system.hparams import search_space_for
@@ -212,14 +213,15 @@ def evolve_system(
         progress.callbacks = list(callbacks)
         progress.tensorboard = TensorBoardLog.open(directory, settings.candidates_per_iteration)
         classes = {n: d.num_classes for n, d in tasks.items()}
+        recorder = TasksCsv(store)
         if cfg.async_tasks:
             agents = min(executor.workers, len(tasks))
             executor.set_concurrent_batches(agents)
             progress.tag_tasks = True
             say(f"async task agents: up to {agents} tasks evolve at once")
-            evolve_async(state, classes, settings, trainer, store, ops, progress, agents)
+            evolve_async(state, classes, settings, trainer, recorder, ops, progress, agents)
         else:
-            evolve(state, classes, settings, trainer, SkipAgentReplays(store), ops, progress)
+            evolve(state, classes, settings, trainer, SkipAgentReplays(recorder), ops, progress)
         progress.close()
     order = {name: i for i, name in enumerate([*store.tasks(), *tasks])}
     rows = sorted(task_rows(state), key=lambda r: order.get(r["task"], len(order)))

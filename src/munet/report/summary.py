@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
+from munet.report.rows import path_facts
 from munet.system.arch import ADAPTER_PREFIX
 from munet.system.baselines import parse_method
 from munet.system.component import NOT_TRAINABLE
 from munet.system.path import Path
 from munet.system.record import CandidateRecord
-from munet.system.score import accounted_params, path_score, private_params
+from munet.system.score import path_score
 from munet.system.state import SystemState
 
 ROOT_LABEL = "root"
@@ -197,18 +198,12 @@ def task_row(
 ) -> TaskRow:
     """The report's row for a retained path; accounting is the state's current (dynamic) one."""
     mine = [r for r in records if r.task == path.task]
-    quality = path.metrics.get("quality")
+    facts = path_facts(path)
     return TaskRow(
-        task=path.task,
-        path_id=path.id,
-        test_accuracy=path.metrics.get("test_quality"),
-        val_accuracy=quality,
-        score=path_score(path, state.p_ref, scale_factor) if quality is not None else None,
-        accounted_params=accounted_params(path),
-        private_params=private_params(path),
-        num_layers=int(path.hparams["num_layers"]),
-        adapters=len(path.hparams.get("adapter_layers", [])),
-        image_size=int(path.hparams["ds_image_size"]),
+        **facts | {"num_layers": int(facts["num_layers"]), "image_size": int(facts["image_size"])},
+        score=path_score(path, state.p_ref, scale_factor)
+        if facts["val_accuracy"] is not None
+        else None,
         lineage=lineage(path.id, records),
         candidates=len(mine),
         accepted=sum(bool(r.accepted) for r in mine),

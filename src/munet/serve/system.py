@@ -223,7 +223,8 @@ def load(
     directory: str | os.PathLike, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE
 ) -> MultitaskSystem:
     """Open an evolved system for inference (read-only; no lock taken; blobs loaded once)."""
-    from munet.store.system import SystemStore, task_rows
+    from munet.report.rows import task_rows
+    from munet.store.system import SystemStore
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise TaskError(f"batch_size={batch_size!r} is invalid; use a positive integer")

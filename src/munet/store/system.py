@@ -7,7 +7,7 @@ Layout::
     DIR/journal.jsonl      append-only events: created, tasks, generation, iteration_end
     DIR/components/<id>.safetensors   write-once component tensors
     DIR/candidates.csv     one row per trained candidate
-    DIR/tasks.csv          one row per retained path
+    DIR/tasks.csv          one row per retained path (written by munet.report.rows.TasksCsv)
     DIR/lock               held by the one writer
 
 State is event-sourced: every ``iteration_end`` (and ``created``) event carries a snapshot of
@@ -33,7 +33,6 @@ from munet.system.evolve import CandidateResult
 from munet.system.graph import PathRow, link_paths
 from munet.system.path import Path
 from munet.system.record import CandidateRecord
-from munet.system.score import accounted_params, private_params
 from munet.system.state import SystemState
 
 FORMAT_VERSION = 1
@@ -337,7 +336,6 @@ class SystemStore:
             }
         )
         self.collect_garbage(state, keep=self._trailing_ids())
-        self.write_tasks_csv(state)
         self._write_manifest(state)
 
     # ---- housekeeping ------------------------------------------------------------------------
@@ -426,62 +424,11 @@ class SystemStore:
             w.writerow(row)
         atomic_write_text(self.dir / "candidates.csv", buf.getvalue())
 
-    def write_tasks_csv(self, state: SystemState) -> None:
-        rows = task_rows(state)
+    def write_tasks_csv(self, rows: list[dict[str, Any]]) -> None:
+        """tasks.csv: one row per retained path (:func:`munet.report.rows.task_rows`)."""
         buf = io.StringIO()
         if rows:
             w = csv.DictWriter(buf, list(rows[0]))
             w.writeheader()
             w.writerows(rows)
         atomic_write_text(self.dir / "tasks.csv", buf.getvalue())
-
-
-def sharing(path: Path) -> dict[str, list[str]]:
-    """For each component of a path: the other users (tasks, or 'root'), empty if private."""
-    out = {}
-    for c in path.components:
-        others = sorted(t for t in c.locks if t != path.task)
-        out[c.name] = ["root" if t == "NOT_TRAINABLE" else t for t in others]
-    return out
-
-
-def task_rows(state: SystemState) -> list[dict[str, Any]]:
-    """One row per retained path: the per-task table of ``munet evolve`` and tasks.csv."""
-    rows = []
-    for task, paths in state.population.items():
-        if not paths:
-            continue
-        p = paths[0]
-        share = sharing(p)
-        shared = sorted({t for users in share.values() for t in users})
-        rows.append(
-            {
-                "task": task,
-                "path_id": p.id,
-                "test_accuracy": p.metrics.get("test_quality"),
-                "val_accuracy": p.metrics.get("quality"),
-                "accounted_params": int(round(accounted_params(p))),
-                "private_params": private_params(p),
-                "num_layers": p.hparams["num_layers"],
-                "adapters": len(p.hparams.get("adapter_layers", [])),
-                "image_size": p.hparams["ds_image_size"],
-                "private": ",".join(n for n, u in share.items() if not u),
-                "components": " ".join(
-                    f"{short_name(n)}={'+'.join(u) or 'private'}" for n, u in share.items()
-                ),
-                "shared_with": ",".join(shared),
-                "generation": p.metrics.get("generation"),
-            }
-        )
-    return rows
-
-
-def short_name(name: str) -> str:
-    """encoderblock_2 -> block2, residual_adapter_1 -> adapter1, posembed_input -> pos."""
-    return (
-        name.replace("encoderblock_", "block")
-        .replace("residual_adapter_", "adapter")
-        .replace("posembed_input", "pos")
-        .replace("embedding", "embed")
-        .replace("encoder_norm", "norm")
-    )
