@@ -39,3 +39,7 @@ class ImageTooLargeError(ImageError):
 
 class ExportError(MunetError):
     """An export cannot be written or read back (bad format, missing file, failed check)."""
+
+
+class ReportError(MunetError):
+    """A report could not be written (e.g. an output folder that is read-only or full)."""

@@ -120,3 +120,14 @@ def test_report_on_a_directory_without_a_system_is_a_one_line_error(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert err.startswith("munet: error:") and "holds no munet system" in err
     assert "\n" not in err
+
+
+def test_report_to_a_place_that_cannot_be_written_is_a_one_line_error(
+    two_task_system, tmp_path, capsys
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["report", "--system", str(two_task_system), "--out", str(blocker / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("munet: error: cannot write the report to") and "\n" not in err
+    assert "--out" in err

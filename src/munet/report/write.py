@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from munet.errors import ReportError
 from munet.report import tables
 from munet.report.summary import SystemSummary, load_summaries
 from munet.store.atomic import atomic_write_text
@@ -54,13 +55,23 @@ def write_report(
     systems: Sequence[str | Path] | str | Path, out: str | Path | None = None
 ) -> ReportOutcome:
     """Read the systems, draw every plot, write the documents; returns what was written."""
+    dirs = [Path(systems)] if isinstance(systems, (str, Path)) else [Path(d) for d in systems]
+    summaries = load_summaries(dirs)
+    out_dir = Path(out) if out else default_out(dirs)
+    try:
+        return _write(dirs, summaries, out_dir)
+    except OSError as err:
+        raise ReportError(
+            f"cannot write the report to {out_dir} ({err.strerror or err.__class__.__name__}); "
+            "pass a writable folder with --out"
+        ) from None
+
+
+def _write(dirs: list[Path], summaries: list[SystemSummary], out_dir: Path) -> ReportOutcome:
     from munet.report.plot_architecture import plot_architecture
     from munet.report.plot_evolution import plot_acceptance, plot_evolution, plot_hparams
     from munet.report.plot_tradeoff import plot_task_tradeoffs, plot_tradeoff, system_points
 
-    dirs = [Path(systems)] if isinstance(systems, (str, Path)) else [Path(d) for d in systems]
-    summaries = load_summaries(dirs)
-    out_dir = Path(out) if out else default_out(dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
     evolved = [s for s in summaries if s.rows]
     blocks: list[Block] = [
