@@ -79,7 +79,7 @@ def test_finetune_all_clones_every_root_component_and_adds_a_head():
             assert x.origin == "new" and x.shapes["weight"] == (10, 192)
         else:
             assert x.origin == f"clone:{state.root.component(x.name).id}"
-    assert c.parent is state.root and c.metrics["generation"] == 1
+    assert c.parent is state.root and c.generation == 1
     assert rec == [
         "finetune-all trains embedding, cls, posembed_input, encoderblock_0, encoderblock_1, "
         "encoderblock_2, encoder_norm, head"

@@ -38,6 +38,7 @@ def fingerprint(d: Path) -> dict:
                 p.parent.id if p.parent else None,
                 tuple(c.id for c in p.components),
                 tuple(sorted((k, str(v)) for k, v in p.metrics.items() if k not in VOLATILE)),
+                (p.generation, p.offspring),
             )
             for p in state.all_paths()
         ),

@@ -108,7 +108,7 @@ def merge(master: SystemState, view: SystemState, task: str) -> Path:
         m.locks.add(task)
         comps.append(m)
     if old is not None and old.id == best.id:
-        old.metrics = best.metrics
+        old.metrics, old.offspring = best.metrics, best.offspring
         kept = old
     else:
         live_ids = {p.id: p for p in master.live_paths() if p is not old}
@@ -116,7 +116,16 @@ def merge(master: SystemState, view: SystemState, task: str) -> Path:
         while q is not None and q.id not in live_ids:
             q = q.parent
         parent = live_ids[q.id] if q is not None else master.root
-        kept = Path(best.id, task, parent, best.hparams, comps, best.metrics)
+        kept = Path(
+            best.id,
+            task,
+            parent,
+            best.hparams,
+            comps,
+            best.metrics,
+            best.generation,
+            best.offspring,
+        )
     master.population[task] = [kept]
     master.iterations_done[task] = view.iterations_done[task]
     master.relink()

@@ -50,7 +50,7 @@ def task_rows(state: SystemState) -> list[dict[str, Any]]:
                     f"{short_name(n)}={'+'.join(u) or 'private'}" for n, u in share.items()
                 ),
                 "shared_with": ",".join(shared),
-                "generation": p.metrics.get("generation"),
+                "generation": p.generation,
             }
         )
     return rows

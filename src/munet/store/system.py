@@ -83,7 +83,8 @@ def snapshot(state: SystemState, blob_records: Mapping[int, dict[str, Any]]) -> 
                 "parent": p.parent.id if p.parent else None,
                 "hparams": p.hparams,
                 "components": [c.id for c in p.components],
-                "metrics": p.metrics,
+                # generation and offspring are journaled among the metrics (format 1)
+                "metrics": {**p.metrics, "generation": p.generation, "offspring": p.offspring},
             }
             for p in paths
         ],
@@ -105,7 +106,16 @@ def restore(snap: Mapping[str, Any], load_params: Any) -> SystemState:
     }
     paths = link_paths(
         (
-            PathRow(p["id"], p["task"], p["parent"], p["hparams"], p["components"], p["metrics"])
+            PathRow(
+                p["id"],
+                p["task"],
+                p["parent"],
+                p["hparams"],
+                p["components"],
+                {k: v for k, v in p["metrics"].items() if k not in ("generation", "offspring")},
+                int(p["metrics"].get("generation", 0)),
+                int(p["metrics"].get("offspring", 0)),
+            )
             for p in snap["paths"]
         ),
         comps,

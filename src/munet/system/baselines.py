@@ -166,7 +166,7 @@ def assemble_baseline_child(
         else:
             comp = source
         components.append(comp)
-    child = Path(path_id, task, root, hp, components, {"generation": 1, "offspring": 0})
+    child = Path(path_id, task, root, hp, components, generation=1)
     return child, [f"{method} trains {', '.join(n for n in names if n in train)}"]
 
 

@@ -151,6 +151,8 @@ def run_task_iteration(
             child, mutations = state.assemble_child(
                 parent, task, num_classes, ds, mutate, rng, ops, settings
             )
+            if parent.task == task:
+                parent.offspring += 1  # PPDecay prefers paths with fewer children (spec §4.2)
             children.append(child)
             records.append(plan_record(child, it, b, k, not mutate, ds_record + mutations))
         replayed = recorder.replay(task, it, b)

@@ -26,6 +26,8 @@ class PathRow:
     hparams: Mapping[str, Any]
     components: Sequence[int]
     metrics: Mapping[str, Any]
+    generation: int = 0
+    offspring: int = 0
 
 
 def link_paths(
@@ -45,6 +47,8 @@ def link_paths(
             copy.deepcopy(dict(r.hparams)),
             [comps[i] for i in r.components],
             copy.deepcopy(dict(r.metrics)),
+            r.generation,
+            r.offspring,
         )
         for r in rows
     }
@@ -76,6 +80,8 @@ def copy_graph(
             p.hparams,
             [c.id for c in p.components],
             p.metrics,
+            p.generation,
+            p.offspring,
         )
         for p in paths
     ]

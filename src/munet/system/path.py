@@ -10,7 +10,8 @@ from munet.system.component import Component
 
 @dataclass(eq=False)
 class Path:
-    """A task model. ``metrics`` holds quality, offspring count, generation, test accuracy…"""
+    """A task model. ``metrics`` holds measured values (quality, history, test accuracy…);
+    ``generation`` and ``offspring`` are the algorithm's bookkeeping."""
 
     id: int
     task: str
@@ -18,6 +19,8 @@ class Path:
     hparams: dict[str, Any]
     components: list[Component]
     metrics: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0  # the parent's + 1; the root's is 0
+    offspring: int = 0  # same-task children assembled from it (PPDecay parent selection)
 
     def component(self, name: str) -> Component | None:
         for c in self.components:
@@ -33,10 +36,6 @@ class Path:
             out.append(p)
             p = p.parent
         return out
-
-    @property
-    def offspring(self) -> int:
-        return int(self.metrics.get("offspring", 0))
 
     def trainable_components(self) -> list[Component]:
         return [c for c in self.components if c.trainable]

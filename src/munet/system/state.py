@@ -197,7 +197,8 @@ class SystemState:
         ops: ParamOps,
         settings: Settings,
     ) -> tuple[Path, list[str]]:
-        """Build a child of ``parent`` for ``task`` (spec §1.4). Returns it and its mutations."""
+        """Build a child of ``parent`` for ``task`` (spec §1.4). Returns it and its mutations;
+        the parent is not changed (the loop counts its offspring)."""
         hp = dict(parent.hparams)
         hp["num_classes"] = num_classes
         hp.update(ds)
@@ -243,16 +244,7 @@ class SystemState:
             components.append(
                 self.new_component(name, shapes, (), "new", ops.init(name, shapes, seed))
             )
-        if parent.task == task:
-            parent.metrics["offspring"] = parent.offspring + 1
-        child = Path(
-            path_id,
-            task,
-            parent,
-            hp,
-            components,
-            {"generation": int(parent.metrics.get("generation", 0)) + 1, "offspring": 0},
-        )
+        child = Path(path_id, task, parent, hp, components, generation=parent.generation + 1)
         return child, record
 
 
@@ -302,7 +294,7 @@ def make_root_state(
     hp["num_layers"] = arch.depth
     hp["adapter_layers"] = []
     hp.setdefault("num_classes", 0)
-    root = Path(0, NOT_TRAINABLE, None, hp, [], {"generation": 0, "offspring": 0})
+    root = Path(0, NOT_TRAINABLE, None, hp, [])
     state = SystemState(arch=arch, root=root, p_ref=arch.reference_params(), next_path_id=1)
     native = {"ds_image_size": arch.image_size}
     state.posembed_cache[arch.image_size] = state.new_component(
