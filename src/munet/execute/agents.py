@@ -37,41 +37,36 @@ from munet.system.state import ParamOps, Settings, SystemState
 __all__ = ["ASYNC_KEY"]  # the journal key of agent records (CandidateRecord.agent)
 
 
-class AgentView(SystemState):
-    """A task agent's copy of the system; ids and resized position embeddings come from the
-    shared state so that they stay unique (and identical to a sequential run's)."""
+class MasterIds:
+    """Ids and resized position embeddings of a task agent's view come from the driver's state
+    (under the guard), so that they stay unique (and identical to a sequential run's)."""
 
-    master: SystemState
-    guard: threading.RLock
+    def __init__(self, master: SystemState, guard: threading.RLock) -> None:
+        self.master, self.guard = master, guard
 
-    def new_component(
-        self, name: str, shapes: Any, locks: Any, origin: str, params: Any
-    ) -> Component:
+    def component_id(self) -> int:
         with self.guard:
-            cid = self.master.next_component_id
             self.master.next_component_id += 1
-        return Component(cid, name, dict(shapes), set(locks), origin, params)
+            return self.master.next_component_id - 1
 
-    def new_path_id(self) -> int:
+    def path_id(self) -> int:
         with self.guard:
             self.master.next_path_id += 1
             return self.master.next_path_id - 1
 
     def posembed_for(self, image_size: int, ops: ParamOps) -> Component:
-        if image_size not in self.posembed_cache:
-            with self.guard:
-                shared = self.master.posembed_for(image_size, ops)
-            self.posembed_cache[image_size] = copy_component(shared)
-        return self.posembed_cache[image_size]
+        with self.guard:
+            return self.master.posembed_for(image_size, ops)
 
 
-def make_view(master: SystemState, guard: threading.RLock) -> AgentView:
-    """Copy the live paths and components (tensors are shared: they are never changed)."""
+def make_view(master: SystemState, guard: threading.RLock) -> SystemState:
+    """A task agent's copy of the live paths and components (tensors are shared: they are
+    never changed); new ids come from ``master``."""
     with guard:
         comps, paths = copy_graph(
             master.live_components().values(), master.all_paths(), master.root
         )
-        view = AgentView(
+        return SystemState(
             arch=master.arch,
             root=paths[master.root.id],
             p_ref=master.p_ref,
@@ -80,10 +75,8 @@ def make_view(master: SystemState, guard: threading.RLock) -> AgentView:
             iterations_done=dict(master.iterations_done),
             next_component_id=master.next_component_id,
             next_path_id=master.next_path_id,
+            shared=MasterIds(master, guard),
         )
-    view.master = master
-    view.guard = guard
-    return view
 
 
 def merge(master: SystemState, view: SystemState, task: str) -> Path:
@@ -239,7 +232,7 @@ def evolve_async(
         with guard:
             say(*args, **kwargs)
 
-    def agent(task: str, view: AgentView) -> None:
+    def agent(task: str, view: SystemState) -> None:
         err: BaseException | None = None
         try:
             run_task_iteration(view, task, tasks[task], settings, trainer, shared, ops, locked_say)

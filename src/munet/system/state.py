@@ -21,6 +21,7 @@ from munet.system.arch import (
     Shapes,
 )
 from munet.system.component import NOT_TRAINABLE, Component
+from munet.system.graph import copy_component
 from munet.system.hparams import mutate_adapters, mutate_hparams
 from munet.system.path import Path
 from munet.system.rng import derive_seed
@@ -77,6 +78,20 @@ class Settings:
     seed_keep: int | None = None
 
 
+class SharedIds(Protocol):
+    """Where a copy of the system takes new ids and resized position embeddings from, so that
+    they stay unique across copies (a task agent's view: ``munet.execute.agents``)."""
+
+    def component_id(self) -> int:
+        """A new component id, never handed out before."""
+
+    def path_id(self) -> int:
+        """A new path id, never handed out before."""
+
+    def posembed_for(self, image_size: int, ops: ParamOps) -> Component:
+        """The shared state's resized position embeddings (the caller keeps a copy)."""
+
+
 @dataclass
 class SystemState:
     """Components, paths and counters of one multitask system.
@@ -94,16 +109,24 @@ class SystemState:
     iterations_done: dict[str, int] = field(default_factory=dict)
     next_component_id: int = 0
     next_path_id: int = 0
+    #: None: ids and resized position embeddings come from this state's own counters and
+    #: cache; else from the shared state (never snapshotted)
+    shared: SharedIds | None = field(default=None, repr=False, compare=False)
 
     # ---- creation -------------------------------------------------------------------------
     def new_component(
         self, name: str, shapes: Shapes, locks: Iterable[str], origin: str, params: Any
     ) -> Component:
-        c = Component(self.next_component_id, name, dict(shapes), set(locks), origin, params)
-        self.next_component_id += 1
-        return c
+        if self.shared is not None:
+            cid = self.shared.component_id()
+        else:
+            cid = self.next_component_id
+            self.next_component_id += 1
+        return Component(cid, name, dict(shapes), set(locks), origin, params)
 
     def new_path_id(self) -> int:
+        if self.shared is not None:
+            return self.shared.path_id()
         self.next_path_id += 1
         return self.next_path_id - 1
 
@@ -176,6 +199,10 @@ class SystemState:
     # ---- child assembly -------------------------------------------------------------------
     def posembed_for(self, image_size: int, ops: ParamOps) -> Component:
         """The root's position embeddings resized to ``image_size`` (cached, NOT_TRAINABLE)."""
+        if image_size not in self.posembed_cache and self.shared is not None:
+            self.posembed_cache[image_size] = copy_component(
+                self.shared.posembed_for(image_size, ops)
+            )
         if image_size not in self.posembed_cache:
             hp = {"ds_image_size": image_size}
             shapes = self.arch.shapes(POSEMBED, hp)
