@@ -15,7 +15,7 @@ from munet.store.check import check_locks
 from munet.store.system import SystemStore
 from munet.system.arch import RootArch
 from munet.system.baselines import (
-    BaselineState,
+    BaselinePolicy,
     Method,
     assemble_baseline_child,
     check_method_fits,
@@ -28,7 +28,7 @@ from munet.system.component import NOT_TRAINABLE
 from munet.system.evolve import CandidateResult, evolve
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.score import accounted_params
-from munet.system.state import NullOps, Settings, make_root_state
+from munet.system.state import MUNET_POLICY, NullOps, Settings, make_root_state
 
 TI3 = RootArch(
     embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
@@ -177,10 +177,10 @@ class NullRecorder:
 
 def test_baseline_runs_in_the_unchanged_loop_as_fixed_root_children():
     state, s = new_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
-    state, s, v = configure_method(Method("freeze-bottom", 1), state, s, validations=3)
-    assert isinstance(state, BaselineState) and (s.candidates_per_iteration, v) == (2, 12)
+    policy, s, v = configure_method(Method("freeze-bottom", 1), s, validations=3)
+    assert isinstance(policy, BaselinePolicy) and (s.candidates_per_iteration, v) == (2, 12)
     trainer = FakeTrainer()
-    evolve(state, {"a": 3, "b": 5}, s, trainer, NullRecorder(), NullOps())
+    evolve(state, {"a": 3, "b": 5}, s, trainer, NullRecorder(), NullOps(), policy=policy)
     assert [c.task for c in trainer.trained] == ["a", "a", "b", "b"]
     assert all(c.parent is state.root for c in trainer.trained)
     assert state.iterations_done == {"a": 1, "b": 1}
@@ -194,8 +194,8 @@ def test_baseline_runs_in_the_unchanged_loop_as_fixed_root_children():
     assert accounted_params(a) == sum(x.size for x in shared) / 2 + private
     # muNet itself is left as configured
     s2 = new_state()[1]
-    st, s3, v3 = configure_method(Method("munet"), state, s2, 4)
-    assert st is state and s3 is s2 and v3 == 4
+    p3, s3, v3 = configure_method(Method("munet"), s2, 4)
+    assert p3 is MUNET_POLICY and s3 is s2 and v3 == 4
 
 
 def by_task(rows, key):

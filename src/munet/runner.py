@@ -195,8 +195,8 @@ def evolve_system(
             generation_batch_size=cfg.generation_batch_size,
             seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
         )
-        state, settings, validations = configure_method(
-            method, state, settings, cfg.validations_per_candidate
+        policy, settings, validations = configure_method(
+            method, settings, cfg.validations_per_candidate
         )
         trainer = executor.start(
             root.arch,
@@ -219,9 +219,11 @@ def evolve_system(
             executor.set_concurrent_batches(agents)
             progress.tag_tasks = True
             say(f"async task agents: up to {agents} tasks evolve at once")
-            evolve_async(state, classes, settings, trainer, recorder, ops, progress, agents)
+            evolve_async(state, classes, settings, trainer, recorder, ops, progress, agents, policy)
         else:
-            evolve(state, classes, settings, trainer, SkipAgentReplays(recorder), ops, progress)
+            evolve(
+                state, classes, settings, trainer, SkipAgentReplays(recorder), ops, progress, policy
+            )
         progress.close()
     order = {name: i for i, name in enumerate([*store.tasks(), *tasks])}
     rows = sorted(task_rows(state), key=lambda r: order.get(r["task"], len(order)))

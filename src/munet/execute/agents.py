@@ -32,7 +32,7 @@ from munet.system.evolve import Progress, Recorder, Trainer, next_task, run_task
 from munet.system.graph import copy_component, copy_graph
 from munet.system.path import Path
 from munet.system.record import ASYNC_KEY, CandidateRecord
-from munet.system.state import ParamOps, Settings, SystemState
+from munet.system.state import MUNET_POLICY, CandidatePolicy, ParamOps, Settings, SystemState
 
 __all__ = ["ASYNC_KEY"]  # the journal key of agent records (CandidateRecord.agent)
 
@@ -214,6 +214,7 @@ def evolve_async(
     ops: ParamOps,
     progress: Progress | None = None,
     agents: int = 2,
+    policy: CandidatePolicy = MUNET_POLICY,
 ) -> None:
     """Like :func:`munet.system.evolve.evolve`, with up to ``agents`` tasks evolving at once.
 
@@ -235,7 +236,9 @@ def evolve_async(
     def agent(task: str, view: SystemState) -> None:
         err: BaseException | None = None
         try:
-            run_task_iteration(view, task, tasks[task], settings, trainer, shared, ops, locked_say)
+            run_task_iteration(
+                view, task, tasks[task], settings, trainer, shared, ops, locked_say, policy
+            )
         except BaseException as e:  # reported to the driver thread
             err = e
         done.put((task, err))

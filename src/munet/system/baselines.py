@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from munet.system.arch import (
 )
 from munet.system.path import Path
 from munet.system.rng import derive_seed
-from munet.system.state import ParamOps, Settings, SystemState
+from munet.system.state import MUNET_POLICY, CandidatePolicy, ParamOps, Settings, SystemState
 
 MUNET = "munet"
 MUNET_NO_AUTOTUNE = "munet-no-autotune"
@@ -192,9 +192,9 @@ def matched_budget(
     return BaselineBudget(replicas, validations * total // replicas)
 
 
-@dataclass
-class BaselineState(SystemState):
-    """A SystemState whose task iterations train ``replicas`` fixed children of the root.
+@dataclass(frozen=True)
+class BaselinePolicy:
+    """Task iterations that train ``replicas`` fixed children of the root.
 
     The evolutionary loop runs unchanged: every candidate falls in the seed phase (its parent
     is the root, built without mutation, always accepted), and the best is retained and locked.
@@ -203,18 +203,13 @@ class BaselineState(SystemState):
     method: Method = Method(FINETUNE_ALL)
     replicas: int = 1
 
-    @classmethod
-    def adopt(cls, state: SystemState, method: Method, replicas: int) -> BaselineState:
-        """The same system (shared objects, not copies) run as a baseline."""
-        own = {f.name: getattr(state, f.name) for f in fields(SystemState)}
-        return cls(**own, method=method, replicas=replicas)
+    def seeds(self, state: SystemState, task: str) -> list[Path]:
+        state.begin_iteration(task)  # unlocks the task's retained path, if any
+        return [state.root] * self.replicas
 
-    def begin_iteration(self, task: str) -> list[Path]:
-        super().begin_iteration(task)  # unlocks the task's retained path, if any
-        return [self.root] * self.replicas
-
-    def assemble_child(
+    def assemble(
         self,
+        state: SystemState,
         parent: Path,
         task: str,
         num_classes: int,
@@ -224,8 +219,8 @@ class BaselineState(SystemState):
         ops: ParamOps,
         settings: Settings,
     ) -> tuple[Path, list[str]]:
-        assert parent is self.root and not mutate, "baseline candidates are root children"
-        return assemble_baseline_child(self, task, num_classes, ds, self.method, ops, settings)
+        assert parent is state.root and not mutate, "baseline candidates are root children"
+        return assemble_baseline_child(state, task, num_classes, ds, self.method, ops, settings)
 
 
 def baseline_settings(settings: Settings, budget: BaselineBudget) -> Settings:
@@ -241,15 +236,15 @@ def baseline_settings(settings: Settings, budget: BaselineBudget) -> Settings:
 
 
 def configure_method(
-    method: Method, state: SystemState, settings: Settings, validations: int
-) -> tuple[SystemState, Settings, int]:
-    """The state, loop settings and validations per candidate that run ``method``.
+    method: Method, settings: Settings, validations: int
+) -> tuple[CandidatePolicy, Settings, int]:
+    """The candidate policy, loop settings and validations per candidate that run ``method``.
 
     muNet runs as configured. A baseline runs one task iteration of R replicas, each trained
     for the validations that match muNet's compute (:func:`matched_budget`).
     """
     if method.evolves:
-        return state, settings, validations
+        return MUNET_POLICY, settings, validations
     budget = matched_budget(
         settings.task_iterations,
         settings.candidates_per_iteration,
@@ -257,7 +252,7 @@ def configure_method(
         validations,
     )
     return (
-        BaselineState.adopt(state, method, budget.replicas),
+        BaselinePolicy(method, budget.replicas),
         baseline_settings(settings, budget),
         budget.validations,
     )

@@ -19,7 +19,14 @@ from munet.system.path import Path
 from munet.system.record import CandidateRecord
 from munet.system.rng import derive_seed, rng_for
 from munet.system.score import accounted_params, score
-from munet.system.state import ParamOps, Settings, SystemState, select_parent
+from munet.system.state import (
+    MUNET_POLICY,
+    CandidatePolicy,
+    ParamOps,
+    Settings,
+    SystemState,
+    select_parent,
+)
 
 
 @dataclass
@@ -129,11 +136,12 @@ def run_task_iteration(
     recorder: Recorder,
     ops: ParamOps,
     progress: Progress | None = None,
+    policy: CandidatePolicy = MUNET_POLICY,
 ) -> Path:
     """Evolve one task for one iteration; returns its retained best path."""
     say = progress or (lambda *a, **k: None)
     it = state.iterations_done.get(task, 0)
-    seeds = choose_seeds(state.begin_iteration(task), task, it, settings, trainer, recorder, say)
+    seeds = choose_seeds(policy.seeds(state, task), task, it, settings, trainer, recorder, say)
     n, g = settings.candidates_per_iteration, settings.generation_batch_size
     say(Event.ITERATION_START, task=task, iteration=it, seeds=[p.id for p in seeds])
     for b, start in enumerate(range(0, n, g)):
@@ -148,8 +156,8 @@ def run_task_iteration(
             else:
                 parent = select_parent(state.ranked(task, settings), seeds, rng)
                 mutate = True
-            child, mutations = state.assemble_child(
-                parent, task, num_classes, ds, mutate, rng, ops, settings
+            child, mutations = policy.assemble(
+                state, parent, task, num_classes, ds, mutate, rng, ops, settings
             )
             if parent.task == task:
                 parent.offspring += 1  # PPDecay prefers paths with fewer children (spec §4.2)
@@ -304,10 +312,13 @@ def evolve(
     recorder: Recorder,
     ops: ParamOps,
     progress: Progress | None = None,
+    policy: CandidatePolicy = MUNET_POLICY,
 ) -> None:
     """Run task iterations round-robin until every task has ``task_iterations`` of them.
 
     ``tasks`` maps task names, in schedule order, to their class counts.
     """
     while (task := next_task(state, list(tasks), settings.task_iterations)) is not None:
-        run_task_iteration(state, task, tasks[task], settings, trainer, recorder, ops, progress)
+        run_task_iteration(
+            state, task, tasks[task], settings, trainer, recorder, ops, progress, policy
+        )
