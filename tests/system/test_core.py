@@ -18,7 +18,8 @@ from munet.system.hparams import (
 )
 from munet.system.path import Path
 from munet.system.score import accounted_params, score
-from munet.system.state import NullOps, Settings, make_root_state, select_parent
+from munet.system.select import select_parent
+from munet.system.state import NullOps, Settings, make_root_state
 
 TI3 = RootArch(
     embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32

@@ -19,13 +19,13 @@ from munet.system.path import Path
 from munet.system.record import CandidateRecord
 from munet.system.rng import derive_seed, rng_for
 from munet.system.score import accounted_params, score
+from munet.system.select import select_parent
 from munet.system.state import (
     MUNET_POLICY,
     CandidatePolicy,
     ParamOps,
     Settings,
     SystemState,
-    select_parent,
 )
 
 

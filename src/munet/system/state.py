@@ -293,18 +293,6 @@ def _find_in_ancestry(lineage: Sequence[Path], name: str, shapes: Shapes) -> Com
     return None
 
 
-def select_parent(ranked: Sequence[Path], seeds: Sequence[Path], rng: np.random.Generator) -> Path:
-    """PPDecay: walk the ranked task paths, accept each with 0.5^offspring (spec §4.2).
-
-    Falls back to a uniform pick among the seeds and the task's paths.
-    """
-    for p in ranked:
-        if rng.random() < 0.5**p.offspring:
-            return p
-    pool = list(seeds) + list(ranked)
-    return pool[int(rng.integers(len(pool)))]
-
-
 class CandidatePolicy(Protocol):
     """How a task iteration picks its seed paths and builds a child from a parent: muNet's
     (:data:`MUNET_POLICY`) or a baseline's (``munet.system.baselines.BaselinePolicy``)."""
