@@ -40,6 +40,14 @@ from munet.errors import ConfigError
 from munet.serve.batcher import MicroBatcher
 from munet.serve.errors import ImageError, ImageTooLargeError
 from munet.serve.images import MAX_PIXELS, check_request_pixels, decode_image
+from munet.serve.schemas import (
+    Error,
+    Health,
+    PredictResponse,
+    TaskInfo,
+    TaskList,
+    predict_openapi,
+)
 from munet.serve.system import MultitaskSystem, predictions
 
 
@@ -201,20 +209,48 @@ def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -
             )
         return task
 
-    @app.get("/healthz")
+    # "4XX" documents that every client error is an Error (and keeps FastAPI from listing a
+    # 422 that this app never sends: validation errors are 400).
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": Error, "description": why}
+        for code, why in (
+            (400, "malformed request or top_k"),
+            (404, "unknown task"),
+            (413, "body, image or image count over the limits"),
+            (415, "not an image, or an unsupported content type"),
+            (503, "the task's stored blob is damaged; `munet check` names it"),
+            ("4XX", "any other client error"),
+        )
+    }
+
+    def documented(*codes: int | str) -> dict[int | str, dict[str, Any]]:
+        return {c: errors[c] for c in (*codes, "4XX")}
+
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, Any]:
         return {"status": "ok", "tasks": len(system.tasks)}
 
-    @app.get("/v1/tasks")
+    @app.get("/v1/tasks", response_model=TaskList)
     async def tasks() -> dict[str, Any]:
         return {"tasks": [system.info(t) for t in system.tasks]}
 
-    @app.get("/v1/tasks/{task}")
+    @app.get("/v1/tasks/{task}", response_model=TaskInfo, responses=documented(404, 503))
     async def task_info(task: str) -> dict[str, Any]:
         return system.info(check_task(task))
 
-    @app.post("/v1/tasks/{task}/predict")
+    @app.post(
+        "/v1/tasks/{task}/predict",
+        response_model=PredictResponse,
+        responses=documented(400, 404, 413, 415, 503),
+        openapi_extra=predict_openapi(s.max_images, s.max_upload_bytes),
+    )
     async def predict(task: str, request: Request) -> dict[str, Any]:
+        """Classify one or more images with the task's model.
+
+        Send image files as multipart/form-data (any field name; the docs use ``file``) or
+        JSON ``{"images": [base64, ...]}``. ``top_k`` comes from the query, or from a form
+        field or JSON key of that name.
+        """
         check_task(task)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind not in ("multipart/form-data", "application/json"):
