@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from munet.data import builtin
+from munet.data import builtin, load
 from munet.data.builtin import (
     FASHION_MNIST_CLASSES,
     cap_per_class,
@@ -58,7 +58,7 @@ def test_unknown_prefix_lists_supported_prefixes() -> None:
 
 
 def test_register_source_plugs_in_a_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(builtin, "_SOURCES", dict(builtin._SOURCES))
+    monkeypatch.setattr(load, "_SOURCES", dict(load._SOURCES))
     seen = []
 
     def loader(rest, cache_dir, *, max_per_class=None):

@@ -20,6 +20,13 @@ import torch
 from munet.data import charsets, glyphs
 from munet.data.cache import load_arrays, resolve_cache_dir, save_arrays
 from munet.data.catalog import CATALOG, list_builtin_tasks
+from munet.data.load import (  # the spec dispatch's former home: names kept importable
+    TASKFILE_SUFFIXES as TASKFILE_SUFFIXES,
+)
+from munet.data.load import SourceLoader as SourceLoader
+from munet.data.load import load_task as load_task
+from munet.data.load import parse_spec as parse_spec
+from munet.data.load import register_source as register_source
 from munet.data.task import SPLITS, TaskData
 from munet.errors import TaskError
 
@@ -328,74 +335,3 @@ def load_builtin(
     entry = BUILTIN_TASKS[key]
     folder = resolve_cache_dir(cache_dir)
     return entry.load(folder, entry.seed if seed is None else seed, max_per_class)
-
-
-# ----------------------------------------------------------------------------- spec dispatch
-
-SourceLoader = Callable[..., TaskData]
-_SOURCES: dict[str, SourceLoader] = {}
-
-
-def register_source(prefix: str, loader: SourceLoader) -> None:
-    """Plug in a task source: ``loader(rest_of_spec, cache_dir, max_per_class=...)``."""
-    _SOURCES[prefix] = loader
-
-
-def _builtin_source(
-    rest: str, cache_dir: PathLike | None, *, max_per_class: int | None = None
-) -> TaskData:
-    return load_builtin(rest, cache_dir, max_per_class=max_per_class)
-
-
-register_source("builtin", _builtin_source)
-
-
-def _lazy_source(module: str, attr: str) -> SourceLoader:
-    """A loader that imports its module on first use (PIL, torchvision stay out of --help)."""
-
-    def load(rest: str, cache_dir: PathLike | None, *, max_per_class: int | None = None):
-        import importlib
-
-        loader = getattr(importlib.import_module(module), attr)
-        return loader(rest, cache_dir, max_per_class=max_per_class)
-
-    return load
-
-
-register_source("imagefolder", _lazy_source("munet.data.imagefolder", "load_imagefolder"))
-register_source("torchvision", _lazy_source("munet.data.torchvision_source", "load_torchvision"))
-register_source("taskfile", _lazy_source("munet.data.taskfile", "load_taskfile"))
-TASKFILE_SUFFIXES = (".yaml", ".yml")
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """Split ``prefix:rest``; a bare name means ``builtin:name``, a bare ``.yaml`` path a task
-    file."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise TaskError(f"task spec {spec!r} is empty; use e.g. builtin:fashion_mnist")
-    spec = spec.strip()
-    if ":" not in spec:
-        if spec.lower().endswith(TASKFILE_SUFFIXES):
-            return "taskfile", spec
-        return "builtin", spec
-    prefix, rest = spec.split(":", 1)
-    return prefix.strip().lower(), rest.strip()
-
-
-def load_task(
-    spec: str, cache_dir: PathLike | None = None, *, max_per_class: int | None = None
-) -> TaskData:
-    """Load a task from its spec: ``builtin:<name>`` (or a bare ``<name>``),
-    ``imagefolder:<dir>[?options]``, ``torchvision:<DatasetClass>:<root>[?options]`` or
-    ``taskfile:<file.yaml>`` (or a bare ``<file.yaml>``).
-
-    ``max_per_class`` keeps at most that many examples per class in each split (for quick runs).
-    """
-    prefix, rest = parse_spec(spec)
-    if prefix not in _SOURCES:
-        supported = ", ".join(f"{p}:" for p in _SOURCES)
-        raise TaskError(
-            f"unknown task source {prefix!r} in spec {spec!r}; supported prefixes: {supported} "
-            "(e.g. builtin:fashion_mnist)"
-        )
-    return _SOURCES[prefix](rest, cache_dir, max_per_class=max_per_class)

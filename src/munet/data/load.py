@@ -1,16 +1,24 @@
-"""Load the tasks of a run by spec, and the metadata a system records about each."""
+"""Load tasks by spec (the registry of task sources) and the metadata a system records.
+
+Sources are imported on first use (torch, PIL, torchvision stay out of ``munet --help``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from munet.errors import TaskError
+
+if TYPE_CHECKING:
+    from munet.data.task import TaskData
+
+PathLike = str | os.PathLike
 
 
 def load_tasks(specs: list[str]) -> dict[str, Any]:
     """Load every task's data (before anything is written); names must be unique."""
-    from munet.data.builtin import load_task
-
     out: dict[str, Any] = {}
     for spec in specs:
         data = load_task(spec)
@@ -33,3 +41,64 @@ def task_meta(data: Any) -> dict[str, Any]:
         "class_names": list(data.class_names),
         "split": data.split_info,
     }
+
+
+SourceLoader = Callable[..., "TaskData"]
+_SOURCES: dict[str, SourceLoader] = {}
+
+
+def register_source(prefix: str, loader: SourceLoader) -> None:
+    """Plug in a task source: ``loader(rest_of_spec, cache_dir, max_per_class=...)``."""
+    _SOURCES[prefix] = loader
+
+
+def _lazy_source(module: str, attr: str) -> SourceLoader:
+    """A loader that imports its module on first use (PIL, torchvision stay out of --help)."""
+
+    def load(rest: str, cache_dir: PathLike | None, *, max_per_class: int | None = None):
+        import importlib
+
+        loader = getattr(importlib.import_module(module), attr)
+        return loader(rest, cache_dir, max_per_class=max_per_class)
+
+    return load
+
+
+register_source("builtin", _lazy_source("munet.data.builtin", "load_builtin"))
+register_source("imagefolder", _lazy_source("munet.data.imagefolder", "load_imagefolder"))
+register_source("torchvision", _lazy_source("munet.data.torchvision_source", "load_torchvision"))
+register_source("taskfile", _lazy_source("munet.data.taskfile", "load_taskfile"))
+TASKFILE_SUFFIXES = (".yaml", ".yml")
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split ``prefix:rest``; a bare name means ``builtin:name``, a bare ``.yaml`` path a task
+    file."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise TaskError(f"task spec {spec!r} is empty; use e.g. builtin:fashion_mnist")
+    spec = spec.strip()
+    if ":" not in spec:
+        if spec.lower().endswith(TASKFILE_SUFFIXES):
+            return "taskfile", spec
+        return "builtin", spec
+    prefix, rest = spec.split(":", 1)
+    return prefix.strip().lower(), rest.strip()
+
+
+def load_task(
+    spec: str, cache_dir: PathLike | None = None, *, max_per_class: int | None = None
+) -> TaskData:
+    """Load a task from its spec: ``builtin:<name>`` (or a bare ``<name>``),
+    ``imagefolder:<dir>[?options]``, ``torchvision:<DatasetClass>:<root>[?options]`` or
+    ``taskfile:<file.yaml>`` (or a bare ``<file.yaml>``).
+
+    ``max_per_class`` keeps at most that many examples per class in each split (for quick runs).
+    """
+    prefix, rest = parse_spec(spec)
+    if prefix not in _SOURCES:
+        supported = ", ".join(f"{p}:" for p in _SOURCES)
+        raise TaskError(
+            f"unknown task source {prefix!r} in spec {spec!r}; supported prefixes: {supported} "
+            "(e.g. builtin:fashion_mnist)"
+        )
+    return _SOURCES[prefix](rest, cache_dir, max_per_class=max_per_class)

@@ -108,7 +108,7 @@ def _load_source(
     cache_dir: PathLike | None,
     max_per_class: int | None,
 ) -> TaskData:
-    from munet.data.builtin import load_task, parse_spec
+    from munet.data.load import load_task, parse_spec
 
     prefix, rest = parse_spec(source)
     if prefix in ("imagefolder", "torchvision"):

@@ -84,7 +84,7 @@ class TaskCache(Mapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._data:
-            from munet.data.builtin import load_task
+            from munet.data.load import load_task
 
             src = self.sources[name]
             data = load_task(src.spec)
