@@ -8,7 +8,7 @@ import torch
 from tiny import tiny_args
 
 from munet.cli import main
-from munet.runner import load_tasks
+from munet.data.load import load_tasks
 from munet.store.check import check_locks
 from munet.store.system import SystemStore
 from munet.system.component import NOT_TRAINABLE

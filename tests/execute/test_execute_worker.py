@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from munet.config import build_config
+from munet.data.load import load_tasks
 from munet.errors import ConfigError, TaskError
 from munet.execute.ray_executor import plan_workers, unreachable_address
 from munet.execute.worker import (
@@ -19,7 +20,6 @@ from munet.execute.worker import (
 )
 from munet.model.ops import TorchOps
 from munet.model.root import load_root
-from munet.runner import load_tasks
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.rng import rng_for
 from munet.system.state import Settings, make_root_state

@@ -12,8 +12,8 @@ from PIL import Image
 
 import munet
 from munet.cli import main
+from munet.data.load import load_tasks
 from munet.errors import TaskError
-from munet.runner import load_tasks
 from munet.serve.errors import ImageError
 from munet.serve.system import MultitaskSystem
 from munet.store.lock import SystemLock

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import munet
+from munet.data.load import load_tasks
 from munet.errors import TaskError
-from munet.runner import load_tasks
 
 
 def _images(n: int, channels: int, size: int, seed: int) -> torch.Tensor:

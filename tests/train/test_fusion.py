@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from munet.data.load import load_tasks
 from munet.model.ops import TorchOps
 from munet.model.root import load_root
-from munet.runner import load_tasks
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.state import Settings, make_root_state
 from munet.train.trainer import Trainer, TrainSettings

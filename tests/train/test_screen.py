@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from munet.data.load import load_tasks
 from munet.model.ops import TorchOps
 from munet.model.root import load_root
-from munet.runner import load_tasks
 from munet.system.hparams import BASE_DEFAULTS
 from munet.system.state import make_root_state
 from munet.train.trainer import TrainSettings, probe_features, ridge_probe_accuracy, screen_paths
