@@ -104,3 +104,12 @@ def test_the_documented_multipart_form_works(client, synthetic):
 def test_docs_page_loads_the_schema(client):
     r = client.get("/docs")
     assert r.status_code == 200 and "/openapi.json" in r.text
+
+
+def test_docs_page_loads_swagger_ui_from_the_server_itself(client):
+    pytest.importorskip("fastapi_offline", reason="offline /docs needs fastapi-offline")
+    page = client.get("/docs").text
+    assert "cdn.jsdelivr.net" not in page
+    assert "/docs-assets/swagger-ui-bundle.js" in page and "/docs-assets/swagger-ui.css" in page
+    js = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and "SwaggerUIBundle" in js.text

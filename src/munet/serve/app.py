@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -164,6 +164,31 @@ def _json_images(body: bytes) -> tuple[list, dict]:
     return files, {k: v for k, v in doc.items() if k != "images"}
 
 
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI served from the Swagger UI 5 files that the ``fastapi-offline``
+    package ships (nothing is fetched from a CDN, so it works offline; Swagger UI 4 cannot read
+    OpenAPI 3.1); FastAPI's CDN-based page when that package is missing."""
+    from pathlib import Path
+
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    js, css = None, None
+    try:
+        import fastapi_offline
+        from fastapi.staticfiles import StaticFiles
+
+        static = Path(fastapi_offline.__file__).parent / "static"
+        app.mount("/docs-assets", StaticFiles(directory=static), name="docs-assets")
+        js, css = "/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"
+    except ImportError:
+        pass
+    assets = {"swagger_js_url": js, "swagger_css_url": css} if js else {}
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="munet API", **assets)
+
+
 def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -> FastAPI:
     """The HTTP app serving ``system`` (loaded once, read-only)."""
     s = settings or ServeSettings()
@@ -176,7 +201,8 @@ def create_app(system: MultitaskSystem, settings: ServeSettings | None = None) -
         yield
         await batcher.aclose()
 
-    app = FastAPI(title="munet", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="munet", version=__version__, lifespan=lifespan, docs_url=None)
+    _mount_docs(app)
     app.state.system = system
     app.state.batcher = batcher
     app.state.settings = s
