@@ -104,4 +104,6 @@ def test_resume_after_killed_agents_never_reuses_their_ids(tmp_path):
     assert check_locks(state) == []
     final = SystemStore(tmp_path / "s")
     final.read()
-    assert set(final.load_state(load_tensors=False).live_components()) == final.blobs.ids()
+    live = set(final.load_state(load_tensors=False).live_components())
+    # besides live blobs, only those the previous snapshot needs (GC trails it by one)
+    assert final.blobs.ids() == live | final._trailing_ids()
