@@ -27,8 +27,9 @@ from munet.system.baselines import (
 from munet.system.component import NOT_TRAINABLE
 from munet.system.evolve import CandidateResult, evolve
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.policy import MUNET_POLICY
 from munet.system.score import accounted_params
-from munet.system.state import MUNET_POLICY, NullOps, Settings, make_root_state
+from munet.system.state import NullOps, Settings, make_root_state
 
 TI3 = RootArch(
     embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32

@@ -87,6 +87,7 @@ def test_training_never_touches_locked_components(tmp_path):
 
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
+    from munet.system.assemble import assemble_child
     from munet.system.hparams import BASE_DEFAULTS, search_space_for
     from munet.system.state import Settings, make_root_state
     from munet.train.trainer import Trainer, TrainSettings
@@ -101,8 +102,8 @@ def test_training_never_touches_locked_components(tmp_path):
     data = load_tasks(["builtin:digits"])
     ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
     kids = [
-        state.assemble_child(
-            state.root, "digits", 10, ds, True, np.random.default_rng(i), TorchOps(), s
+        assemble_child(
+            state, state.root, "digits", 10, ds, True, np.random.default_rng(i), TorchOps(), s
         )[0]
         for i in range(3)
     ]
@@ -129,6 +130,7 @@ def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
 
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
+    from munet.system.assemble import assemble_child
     from munet.system.evolve import _judge, plan_record
     from munet.system.hparams import BASE_DEFAULTS, search_space_for
     from munet.system.state import Settings, make_root_state
@@ -141,8 +143,8 @@ def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
     )
     ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
     kids = [
-        state.assemble_child(
-            state.root, "digits", 10, ds, False, np.random.default_rng(i), TorchOps(), s
+        assemble_child(
+            state, state.root, "digits", 10, ds, False, np.random.default_rng(i), TorchOps(), s
         )[0]
         for i in range(2)
     ]

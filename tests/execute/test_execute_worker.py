@@ -20,6 +20,7 @@ from munet.execute.worker import (
 )
 from munet.model.ops import TorchOps
 from munet.model.root import load_root
+from munet.system.assemble import assemble_child
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.rng import rng_for
 from munet.system.state import Settings, make_root_state
@@ -44,8 +45,8 @@ def generation():
     ds = {k: v for k, v in s.defaults.items() if k.startswith("ds_")}
     children = []
     for k in range(4):
-        child, _ = state.assemble_child(
-            state.root, "digits", 10, ds, k > 0, rng_for(3, "digits", k), ops, s
+        child, _ = assemble_child(
+            state, state.root, "digits", 10, ds, k > 0, rng_for(3, "digits", k), ops, s
         )
         children.append(child)
     ts = TrainSettings(batch_size=32, validations=2, interval_cap=6, validation_batches=2)

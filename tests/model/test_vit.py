@@ -7,6 +7,7 @@ from munet.model.ops import TorchOps
 from munet.model.root import split_timm_state, timm_model
 from munet.model.vit import build_model
 from munet.system.arch import RootArch
+from munet.system.assemble import assemble_child
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.state import Settings, make_root_state
 
@@ -31,8 +32,8 @@ def settings(prob=0.0):
 
 def test_path_model_matches_timm_vit_logits():
     ref, state = make_state()
-    child, _ = state.assemble_child(
-        state.root, "t", 5, {}, False, np.random.default_rng(0), TorchOps(), settings()
+    child, _ = assemble_child(
+        state, state.root, "t", 5, {}, False, np.random.default_rng(0), TorchOps(), settings()
     )
     child.component("head").params = {
         k[5:]: v.clone() for k, v in ref.state_dict().items() if k.startswith("head.")
@@ -48,16 +49,16 @@ def test_path_model_matches_timm_vit_logits():
 def test_new_adapter_is_identity_and_new_head_is_zero():
     _, state = make_state()
     s = settings()
-    base, _ = state.assemble_child(
-        state.root, "t", 5, {}, False, np.random.default_rng(0), TorchOps(), s
+    base, _ = assemble_child(
+        state, state.root, "t", 5, {}, False, np.random.default_rng(0), TorchOps(), s
     )
     hp = dict(base.hparams)
     assert torch.count_nonzero(base.component("head").params["weight"]) == 0
     s.mutate_adapters = True
     s.mutation_prob = 1.0
     s.space = {}
-    child, rec = state.assemble_child(
-        state.root, "t", 5, {}, True, np.random.default_rng(0), TorchOps(), s
+    child, rec = assemble_child(
+        state, state.root, "t", 5, {}, True, np.random.default_rng(0), TorchOps(), s
     )
     assert child.hparams["adapter_layers"] == [0, 1, 2]
     assert "adapter inserted before block 1" in rec
@@ -78,8 +79,8 @@ def test_new_adapter_is_identity_and_new_head_is_zero():
 def test_frozen_components_get_no_gradient_and_prefix_runs_without_autograd():
     _, state = make_state()
     s = settings()
-    child, _ = state.assemble_child(
-        state.root, "t", 5, {}, True, np.random.default_rng(0), TorchOps(), s
+    child, _ = assemble_child(
+        state, state.root, "t", 5, {}, True, np.random.default_rng(0), TorchOps(), s
     )
     model = build_model(ARCH, child.hparams, child.components)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}

@@ -26,6 +26,7 @@ from munet.report.summary import (
 )
 from munet.store.system import SystemStore
 from munet.system.arch import RootArch
+from munet.system.assemble import assemble_child
 from munet.system.baselines import Method, assemble_baseline_child
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.record import CandidateRecord
@@ -137,7 +138,7 @@ def test_component_roles_name_root_inherited_private_and_adapter():
 
     a, _ = assemble_baseline_child(state, "a", 3, {}, Method("freeze-bottom", 2), NullOps(), s)
     keep(a)
-    b, _ = state.assemble_child(a, "b", 4, {}, False, np.random.default_rng(0), NullOps(), s)
+    b, _ = assemble_child(state, a, "b", 4, {}, False, np.random.default_rng(0), NullOps(), s)
     keep(b)
     c, _ = assemble_baseline_child(state, "c", 5, {}, Method("adapters", 8), NullOps(), s)
     keep(c)

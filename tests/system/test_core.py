@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from munet.system.arch import RootArch, numel
+from munet.system.assemble import assemble_child
 from munet.system.component import NOT_TRAINABLE
 from munet.system.evolve import CandidateResult, evolve, next_task
 from munet.system.hparams import (
@@ -93,8 +94,8 @@ def test_root_is_frozen_and_has_no_head():
 
 def test_seed_phase_child_shares_everything_but_a_new_head():
     state, s = new_state()
-    child, rec = state.assemble_child(
-        state.root, "a", 10, {}, False, np.random.default_rng(0), NullOps(), s
+    child, rec = assemble_child(
+        state, state.root, "a", 10, {}, False, np.random.default_rng(0), NullOps(), s
     )
     root_ids = {c.id for c in state.root.components}
     assert [c.name for c in child.trainable_components()] == ["head"]
@@ -107,8 +108,16 @@ def test_seed_phase_child_shares_everything_but_a_new_head():
 
 def test_mutated_child_always_clones_encoder_norm_and_walks_for_posembed():
     state, s = new_state(mutation_prob=0.0)
-    child, rec = state.assemble_child(
-        state.root, "a", 10, {"ds_image_size": 48}, True, np.random.default_rng(0), NullOps(), s
+    child, rec = assemble_child(
+        state,
+        state.root,
+        "a",
+        10,
+        {"ds_image_size": 48},
+        True,
+        np.random.default_rng(0),
+        NullOps(),
+        s,
     )
     norm = child.component("encoder_norm")
     assert norm.trainable and norm.origin == f"clone:{state.root.component('encoder_norm').id}"
@@ -117,41 +126,49 @@ def test_mutated_child_always_clones_encoder_norm_and_walks_for_posembed():
     assert pos.shapes["pos_embed"] == (1, 1 + 9, 192)
     assert pos is state.posembed_cache[48] and pos.locks == {NOT_TRAINABLE}
     # second child at the same size reuses the cached resize
-    child2, _ = state.assemble_child(
-        state.root, "a", 10, {"ds_image_size": 48}, True, np.random.default_rng(1), NullOps(), s
+    child2, _ = assemble_child(
+        state,
+        state.root,
+        "a",
+        10,
+        {"ds_image_size": 48},
+        True,
+        np.random.default_rng(1),
+        NullOps(),
+        s,
     )
     assert child2.component("posembed_input") is pos
 
 
 def test_heads_are_never_inherited_across_tasks_but_copied_within_a_task():
     state, s = new_state(mutation_prob=0.0)
-    a, _ = state.assemble_child(
-        state.root, "a", 10, {}, False, np.random.default_rng(0), NullOps(), s
+    a, _ = assemble_child(
+        state, state.root, "a", 10, {}, False, np.random.default_rng(0), NullOps(), s
     )
     a.metrics["quality"] = 0.5
     state.accept(a)
     state.end_iteration("a", s)
-    b, _ = state.assemble_child(a, "b", 10, {}, False, np.random.default_rng(0), NullOps(), s)
+    b, _ = assemble_child(state, a, "b", 10, {}, False, np.random.default_rng(0), NullOps(), s)
     assert b.component("head") is not a.component("head")
     assert b.component("head").origin == "new"
     # same task, next iteration: head unlocked, so the child copies it
     state.begin_iteration("a")
-    a2, _ = state.assemble_child(a, "a", 10, {}, True, np.random.default_rng(0), NullOps(), s)
+    a2, _ = assemble_child(state, a, "a", 10, {}, True, np.random.default_rng(0), NullOps(), s)
     assert a2.component("head").origin == f"clone:{a.component('head').id}"
     assert (a.offspring, a2.generation) == (0, a.generation + 1)  # the loop counts offspring
 
 
 def test_accounting_splits_shared_components_between_tasks():
     state, s = new_state(mutation_prob=0.0)
-    a, _ = state.assemble_child(
-        state.root, "a", 2, {}, False, np.random.default_rng(0), NullOps(), s
+    a, _ = assemble_child(
+        state, state.root, "a", 2, {}, False, np.random.default_rng(0), NullOps(), s
     )
     a.metrics["quality"] = 1.0
     state.accept(a)
     state.end_iteration("a", s)
     full = accounted_params(a)
     assert full == TI3.reference_params()  # 2-class head, all root layers used by "a" only
-    b, _ = state.assemble_child(a, "b", 2, {}, False, np.random.default_rng(0), NullOps(), s)
+    b, _ = assemble_child(state, a, "b", 2, {}, False, np.random.default_rng(0), NullOps(), s)
     shared = sum(c.size for c in b.components if c.name != "head")
     assert accounted_params(b) == shared / 2 + b.component("head").size
     b.metrics["quality"] = 1.0
@@ -189,13 +206,13 @@ def test_ppdecay_walk_and_fallback():
 def test_end_iteration_keeps_best_locks_it_and_relinks():
     state, s = new_state()
     rng = np.random.default_rng(0)
-    a, _ = state.assemble_child(state.root, "a", 3, {}, False, rng, NullOps(), s)
+    a, _ = assemble_child(state, state.root, "a", 3, {}, False, rng, NullOps(), s)
     a.metrics["quality"] = 0.5
     state.accept(a)
-    a2, _ = state.assemble_child(a, "a", 3, {}, True, rng, NullOps(), s)
+    a2, _ = assemble_child(state, a, "a", 3, {}, True, rng, NullOps(), s)
     a2.metrics["quality"] = 0.7
     state.accept(a2)
-    a3, _ = state.assemble_child(a2, "a", 3, {}, True, rng, NullOps(), s)
+    a3, _ = assemble_child(state, a2, "a", 3, {}, True, rng, NullOps(), s)
     a3.metrics["quality"] = 0.9
     state.accept(a3)
     best = state.end_iteration("a", s)

@@ -8,6 +8,7 @@ import torch
 from munet.data.load import load_tasks
 from munet.model.ops import TorchOps
 from munet.model.root import load_root
+from munet.system.assemble import assemble_child
 from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.state import Settings, make_root_state
 from munet.train.trainer import Trainer, TrainSettings
@@ -23,8 +24,8 @@ def generation(mutate: bool, n: int = 4):
     )
     ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
     kids = [
-        state.assemble_child(
-            state.root, "digits", 10, ds, mutate, np.random.default_rng(i), TorchOps(), s
+        assemble_child(
+            state, state.root, "digits", 10, ds, mutate, np.random.default_rng(i), TorchOps(), s
         )[0]
         for i in range(n)
     ]

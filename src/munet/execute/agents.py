@@ -31,8 +31,9 @@ from munet.system.component import NOT_TRAINABLE, Component
 from munet.system.evolve import Progress, Recorder, Trainer, next_task, run_task_iteration
 from munet.system.graph import copy_component, copy_graph
 from munet.system.path import Path
+from munet.system.policy import MUNET_POLICY, CandidatePolicy
 from munet.system.record import ASYNC_KEY, CandidateRecord
-from munet.system.state import MUNET_POLICY, CandidatePolicy, ParamOps, Settings, SystemState
+from munet.system.state import ParamOps, Settings, SystemState
 
 __all__ = ["ASYNC_KEY"]  # the journal key of agent records (CandidateRecord.agent)
 

@@ -20,6 +20,7 @@ import torch
 from munet.data.pipeline import DS_DEFAULTS
 from munet.model.ops import TorchOps
 from munet.system.arch import ADAPTER_PREFIX, ENCODER_NORM, HEAD, RootArch, block_name
+from munet.system.assemble import assemble_child
 from munet.system.path import Path as SystemPath
 from munet.system.state import Settings, SystemState, make_root_state
 
@@ -77,7 +78,7 @@ def synthetic_state(
         if adapters:  # a stand-in parent whose hparams ask for the adapters
             parent = SystemPath(-1, parent.task, None, dict(parent.hparams), parent.components)
             parent.hparams["adapter_layers"] = adapters
-        child, _ = state.assemble_child(parent, task, num_classes, ds, False, rng, ops, settings)
+        child, _ = assemble_child(state, parent, task, num_classes, ds, False, rng, ops, settings)
         child.parent = state.root
         for i, comp in enumerate(child.components):
             if comp.name in private and top:

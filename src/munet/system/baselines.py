@@ -31,8 +31,9 @@ from munet.system.arch import (
     layer_index,
 )
 from munet.system.path import Path
+from munet.system.policy import MUNET_POLICY, CandidatePolicy
 from munet.system.rng import derive_seed
-from munet.system.state import MUNET_POLICY, CandidatePolicy, ParamOps, Settings, SystemState
+from munet.system.state import ParamOps, Settings, SystemState
 
 MUNET = "munet"
 MUNET_NO_AUTOTUNE = "munet-no-autotune"

@@ -16,17 +16,12 @@ from munet.errors import ResumeDivergedError
 from munet.events import Progress as Event
 from munet.system.hparams import data_hparams, mutate_hparams
 from munet.system.path import Path
+from munet.system.policy import MUNET_POLICY, CandidatePolicy
 from munet.system.record import CandidateRecord
 from munet.system.rng import derive_seed, rng_for
 from munet.system.score import accounted_params, score
 from munet.system.select import select_parent
-from munet.system.state import (
-    MUNET_POLICY,
-    CandidatePolicy,
-    ParamOps,
-    Settings,
-    SystemState,
-)
+from munet.system.state import ParamOps, Settings, SystemState
 
 
 @dataclass

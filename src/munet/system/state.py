@@ -7,24 +7,18 @@ tests pass one whose methods return ``None``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
 from munet.system.arch import (
-    ADAPTER_PREFIX,
-    HEAD,
     POSEMBED,
     RootArch,
     Shapes,
 )
 from munet.system.component import NOT_TRAINABLE, Component
 from munet.system.graph import copy_component
-from munet.system.hparams import mutate_adapters, mutate_hparams
 from munet.system.path import Path
-from munet.system.rng import derive_seed
 from munet.system.score import path_score
 
 
@@ -212,134 +206,6 @@ class SystemState:
                 POSEMBED, shapes, {NOT_TRAINABLE}, f"resized:{image_size}", params
             )
         return self.posembed_cache[image_size]
-
-    def assemble_child(
-        self,
-        parent: Path,
-        task: str,
-        num_classes: int,
-        ds: Mapping[str, Any],
-        mutate: bool,
-        rng: np.random.Generator,
-        ops: ParamOps,
-        settings: Settings,
-    ) -> tuple[Path, list[str]]:
-        """Build a child of ``parent`` for ``task`` (spec §1.4). Returns it and its mutations;
-        the parent is not changed (the loop counts its offspring)."""
-        hp = dict(parent.hparams)
-        hp["num_classes"] = num_classes
-        hp.update(ds)
-        record: list[str] = []
-        if mutate:
-            hp, rec = mutate_hparams(hp, settings.space, settings.mutation_prob, rng, data=False)
-            record += rec
-            if settings.mutate_adapters:
-                hp, rec = mutate_adapters(hp, settings.mutation_prob, rng)
-                record += rec
-        hp["adapter_layers"] = sorted(i for i in hp["adapter_layers"] if i < hp["num_layers"])
-        path_id = self.new_path_id()
-        lineage = [parent] + parent.ancestors()
-        components: list[Component] = []
-        for name in self.arch.component_names(hp):
-            shapes = self.arch.shapes(name, hp)
-            found = _find_in_ancestry(lineage, name, shapes)
-            if found is None and name == POSEMBED:
-                found = self.posembed_for(hp["ds_image_size"], ops)
-            if found is not None:
-                if found.trainable:
-                    clone, why = True, None
-                elif not mutate:
-                    clone, why = False, None
-                elif name in settings.force_finetune:
-                    clone, why = True, "forced"
-                else:
-                    clone = bool(rng.random() < settings.mutation_prob)
-                    why = "mutation" if clone else None
-                if clone:
-                    comp = self.new_component(
-                        name, shapes, (), f"clone:{found.id}", ops.copy(found.params)
-                    )
-                    if why:
-                        record.append(f"clone {name} ({why})")
-                    components.append(comp)
-                else:
-                    components.append(found)
-                continue
-            if name != HEAD and not name.startswith(ADAPTER_PREFIX):
-                raise ValueError(f"no ancestor of path {parent.id} provides component {name!r}")
-            seed = derive_seed(settings.seed, "init", path_id, name)
-            components.append(
-                self.new_component(name, shapes, (), "new", ops.init(name, shapes, seed))
-            )
-        child = Path(path_id, task, parent, hp, components, generation=parent.generation + 1)
-        return child, record
-
-
-def _find_in_ancestry(lineage: Sequence[Path], name: str, shapes: Shapes) -> Component | None:
-    """First ancestor component of that name and shape; frozen heads are never inherited."""
-    for anc in lineage:
-        c = anc.component(name)
-        if c is None:
-            continue
-        if name == HEAD and not c.trainable:
-            continue
-        if c.shapes != shapes:
-            if name == POSEMBED or name.startswith(ADAPTER_PREFIX):
-                continue
-            raise ValueError(
-                f"component {name!r} of path {anc.id} has shapes {c.shapes}, expected {shapes}"
-            )
-        return c
-    return None
-
-
-class CandidatePolicy(Protocol):
-    """How a task iteration picks its seed paths and builds a child from a parent: muNet's
-    (:data:`MUNET_POLICY`) or a baseline's (``munet.system.baselines.BaselinePolicy``)."""
-
-    def seeds(self, state: SystemState, task: str) -> list[Path]:
-        """Called once at the start of each task iteration; must unlock the task's retained
-        components (:meth:`SystemState.begin_iteration`) and return the seed paths."""
-
-    def assemble(
-        self,
-        state: SystemState,
-        parent: Path,
-        task: str,
-        num_classes: int,
-        ds: Mapping[str, Any],
-        mutate: bool,
-        rng: np.random.Generator,
-        ops: ParamOps,
-        settings: Settings,
-    ) -> tuple[Path, list[str]]:
-        """A new child of ``parent`` and its mutation record; must not change ``parent`` or
-        any existing component (new ids come from ``state``)."""
-
-
-class MunetPolicy:
-    """muNet (spec §4.2): seeds are the other tasks' retained paths and the root; children
-    inherit, clone or mutate their parent's components."""
-
-    def seeds(self, state: SystemState, task: str) -> list[Path]:
-        return state.begin_iteration(task)
-
-    def assemble(
-        self,
-        state: SystemState,
-        parent: Path,
-        task: str,
-        num_classes: int,
-        ds: Mapping[str, Any],
-        mutate: bool,
-        rng: np.random.Generator,
-        ops: ParamOps,
-        settings: Settings,
-    ) -> tuple[Path, list[str]]:
-        return state.assemble_child(parent, task, num_classes, ds, mutate, rng, ops, settings)
-
-
-MUNET_POLICY = MunetPolicy()
 
 
 def make_root_state(
