@@ -71,12 +71,13 @@ def main() -> int:
     ap.add_argument("--strict", action="store_true", help="exit 1 if a task is below its floor")
     args = ap.parse_args()
     from munet.config import DEFAULT_TASKS
-    from munet.runner import load_tasks
+    from munet.data.load import load_tasks
 
     accs: dict[str, float | None] = {}
     specs = list(DEFAULT_TASKS)
     if args.system:
-        from munet.store.system import SystemStore, task_rows
+        from munet.report.rows import task_rows
+        from munet.store.system import SystemStore
 
         store = SystemStore(Path(args.system))
         store.read()

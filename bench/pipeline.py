@@ -149,6 +149,7 @@ def trainer_table(device: str) -> tuple[list[list[str]], str]:
     import munet.train.trainer as trainer_mod
     from munet.config import Config
     from munet.model.ops import TorchOps
+    from munet.system.assemble import assemble_child
     from munet.system.hparams import data_hparams, search_space_for
     from munet.system.state import Settings, make_root_state
     from munet.train.trainer import Trainer, TrainSettings
@@ -171,8 +172,8 @@ def trainer_table(device: str) -> tuple[list[list[str]], str]:
         rng = np.random.default_rng(0)
         ds = data_hparams(cfg.default_hparams())
         children = [
-            state.assemble_child(
-                state.root, task.name, task.num_classes, ds, True, rng, ops, settings
+            assemble_child(
+                state, state.root, task.name, task.num_classes, ds, True, rng, ops, settings
             )[0]
             for _ in range(cfg.generation_batch_size)
         ]

@@ -33,11 +33,20 @@ def munet_candidate(state: Any, kind: str, depth: int, num_classes: int, setting
     import numpy as np
 
     from munet.model.ops import TorchOps
+    from munet.system.assemble import assemble_child
     from munet.system.baselines import Method, assemble_baseline_child
 
     if kind == "head only":  # a seed-phase child: shares every root component, new head
-        child, _ = state.assemble_child(
-            state.root, "t", num_classes, {}, False, np.random.default_rng(0), TorchOps(), settings
+        child, _ = assemble_child(
+            state,
+            state.root,
+            "t",
+            num_classes,
+            {},
+            False,
+            np.random.default_rng(0),
+            TorchOps(),
+            settings,
         )
         return child
     method = (
@@ -211,13 +220,15 @@ def fusion_table(root, data, hp, ds, settings, trainer, seed, repeats) -> None:
     import numpy as np
 
     from munet.model.ops import TorchOps
+    from munet.system.assemble import assemble_child
     from munet.system.state import make_root_state
 
     def batch(mutate: bool):
         state = make_root_state(root.arch, root.params, hp, TorchOps())
         s = replace(settings, mutation_prob=0.3)
         return [
-            state.assemble_child(
+            assemble_child(
+                state,
                 state.root,
                 "t",
                 data.num_classes,

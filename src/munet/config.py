@@ -47,6 +47,7 @@ FROZEN_KEYS = (
     "seed_phase",
     "seed_keep",
     "min_patches",
+    "head_init",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -55,6 +56,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "augment_defaults": "spec",
     "seed_phase": "all",
     "min_patches": 1,
+    "head_init": "zeros",
 }
 
 
@@ -120,6 +122,9 @@ class Config:
     )
     seed_keep: int = _key(2, "seed_phase=screen: seed paths trained per task iteration")
     min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
+    head_init: str = _key(
+        "probe", "probe: a new head starts as a ridge probe on its frozen features | zeros: spec"
+    )
     search_space: dict[str, list[Any]] = _key(
         {}, "candidate-list overrides, e.g. {opt_lr: [0.005, 0.01, 0.02]}"
     )
@@ -161,6 +166,11 @@ class Config:
             raise ConfigError(
                 f"seed_phase={self.seed_phase!r} is unknown; use screen (rank seed paths by a "
                 "linear probe, train the best seed_keep) or all (the spec: train every seed)"
+            )
+        if self.head_init not in ("probe", "zeros"):
+            raise ConfigError(
+                f"head_init={self.head_init!r} is unknown; use probe (a new head starts as a "
+                "linear probe on its frozen features) or zeros (the spec)"
             )
         if not 0.0 < self.scale_factor <= 1.0:
             raise ConfigError(f"scale_factor={self.scale_factor} is out of range; use 0 < s <= 1")

@@ -207,6 +207,7 @@ def evolve_system(
                 interval_cap=cfg.validation_interval_cap,
                 validation_batches=cfg.validation_batches,
                 device=device,
+                head_init=cfg.head_init,
             ),
         )
         progress = ProgressPrinter(state, settings, list(tasks), say, show_progress)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from munet.data.pipeline import TrainStream, prepare_eval, val_subset
 from munet.data.task import TaskData
 from munet.model.vit import PathModel, build_model, stage_keys
-from munet.system.arch import RootArch, timm_prefix
+from munet.system.arch import HEAD, RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
 from munet.train.schedule import learning_rate
@@ -36,6 +36,7 @@ class TrainSettings:
     eval_batch_size: int = 256
     device: str = "cpu"
     fuse: bool = True  # compute a frozen prefix once for the candidates that share it
+    head_init: str = "zeros"  # zeros (spec) | probe: a new head starts as a ridge probe
 
     def interval(self, num_train: int) -> int:
         """I = min(ceil(train examples / batch size), cap)."""
@@ -138,6 +139,10 @@ class Trainer:
         interval = s.interval(len(data.train_y))
         total = interval * s.validations
         device = torch.device(s.device)
+        if s.head_init == "probe":
+            for child in children:
+                if _has_new_head(child):
+                    init_head_from_probe(self.arch, child, data, s.eval_batch_size, device)
         runs = [
             _Run(c, build_model(self.arch, c.hparams, c.components).to(device), c.hparams)
             for c in children
@@ -276,23 +281,69 @@ def probe_features(
     return torch.cat(out).double()
 
 
-def ridge_probe_accuracy(
-    train: torch.Tensor, train_y: torch.Tensor, val: torch.Tensor, val_y: torch.Tensor, k: int
-) -> float:
-    """Validation accuracy of a closed-form ridge regression onto one-hot labels.
+def ridge_fit(
+    train: torch.Tensor, train_y: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Closed-form ridge regression of float64 features onto one-hot labels.
 
-    Features are standardised on the training set; the penalty is 1 per unit of feature
+    Features are standardised on the training set; the penalty is 0.1 per unit of feature
     variance times the example count, a fixed rule so that no path is tuned more than another.
+    Returns ``(weight, bias)`` acting on the *raw* features: ``scores = x @ weight.T + bias``.
     """
     mean, std = train.mean(0), train.std(0).clamp_min(1e-6)
     a = (train - mean) / std
-    b = (val - mean) / std
     a = torch.cat([a, torch.ones(len(a), 1, dtype=a.dtype)], 1)
-    b = torch.cat([b, torch.ones(len(b), 1, dtype=b.dtype)], 1)
     target = torch.nn.functional.one_hot(train_y, k).double()
     gram = a.T @ a + float(len(a)) * 1e-1 * torch.eye(a.shape[1], dtype=a.dtype)
-    w = torch.linalg.solve(gram, a.T @ target)
-    return float(((b @ w).argmax(1) == val_y).double().mean())
+    w = torch.linalg.solve(gram, a.T @ target)  # (d + 1, k) on standardised features
+    weight = (w[:-1] / std[:, None]).T
+    bias = w[-1] - (mean / std) @ w[:-1]
+    return weight, bias
+
+
+def ridge_probe_accuracy(
+    train: torch.Tensor, train_y: torch.Tensor, val: torch.Tensor, val_y: torch.Tensor, k: int
+) -> float:
+    """Validation accuracy of :func:`ridge_fit` on ``train``."""
+    weight, bias = ridge_fit(train, train_y, k)
+    return float(((val @ weight.T + bias).argmax(1) == val_y).double().mean())
+
+
+#: Temperatures tried when a ridge probe becomes a softmax head (logits = t × ridge scores).
+HEAD_TEMPERATURES = tuple(2.0**i for i in range(8))
+
+
+def _has_new_head(path: Path) -> bool:
+    """Whether ``path`` ends in a head made for it (not yet trained): only those get a probe."""
+    head = path.components[-1] if path.components else None
+    return head is not None and head.name == HEAD and head.trainable and head.origin == "new"
+
+
+def probe_head(
+    train: torch.Tensor, train_y: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head weights from a ridge probe on float64 features (linear probing before fine-tuning,
+    Kumar et al. 2022): the ridge scores scaled by the temperature in
+    :data:`HEAD_TEMPERATURES` with the least training cross-entropy."""
+    weight, bias = ridge_fit(train, train_y, k)
+    scores = train @ weight.T + bias
+    losses = [float(F.cross_entropy(t * scores, train_y)) for t in HEAD_TEMPERATURES]
+    t = HEAD_TEMPERATURES[min(range(len(losses)), key=lambda i: (losses[i], i))]
+    return t * weight, t * bias
+
+
+def init_head_from_probe(
+    arch: RootArch, path: Path, data: TaskData, batch: int, device: torch.device
+) -> None:
+    """Set the new head of ``path`` to a probe on its frozen features (in place): up to
+    :data:`SCREEN_EXAMPLES` training examples, evenly spaced, without augmentation."""
+    head = path.components[-1]
+    n = len(data.train_y)
+    idx = torch.linspace(0, n - 1, min(n, SCREEN_EXAMPLES)).round().long().unique()
+    feats = probe_features(arch, path, data.train_x[idx], device, batch)
+    weight, bias = probe_head(feats, data.train_y[idx], data.num_classes)
+    dtype = head.params["weight"].dtype
+    head.params = {"weight": weight.to(dtype).contiguous(), "bias": bias.to(dtype).contiguous()}
 
 
 def screen_paths(
