@@ -3,6 +3,8 @@ whatever chunks a generation batch is split into; resource planning; config chec
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -54,8 +56,11 @@ def generation():
     torch.set_num_threads(threads)
 
 
-def test_chunks_on_a_worker_equal_the_local_trainer_bit_for_bit(generation):
+@pytest.mark.parametrize("head_init", ["zeros", "probe"])
+def test_chunks_on_a_worker_equal_the_local_trainer_bit_for_bit(generation, head_init):
     arch, tasks, ts, children, ds = generation
+    ts = replace(ts, head_init=head_init)
+    assert any(c.components[-1].origin == "new" for c in children)  # probe has a head to fit
     data = tasks["digits"]
     sources = {"digits": TaskSource(data.spec, data.split_info["fingerprint"])}
     core = WorkerCore(arch, sources, ts)

@@ -35,6 +35,7 @@ class ComponentSpec:
     name: str
     shapes: Shapes
     trainable: bool
+    origin: str = "new"  # the trainer probes only new heads, so a worker must know it
 
 
 @dataclass
@@ -57,7 +58,10 @@ def candidate_spec(path: Path) -> CandidateSpec:
         path.id,
         path.task,
         dict(path.hparams),
-        [ComponentSpec(c.id, c.name, dict(c.shapes), c.trainable) for c in path.components],
+        [
+            ComponentSpec(c.id, c.name, dict(c.shapes), c.trainable, c.origin)
+            for c in path.components
+        ],
         {c.id: c.params for c in path.components if c.trainable},
     )
 
@@ -144,13 +148,13 @@ class WorkerCore:
         for c in spec.components:
             if c.trainable:
                 params = {k: v.detach().clone() for k, v in spec.initial[c.id].items()}
-                comps.append(Component(c.id, c.name, dict(c.shapes), set(), "worker", params))
+                comps.append(Component(c.id, c.name, dict(c.shapes), set(), c.origin, params))
             else:
                 self._last_use[c.id] = self._jobs
                 params = self.frozen[c.id]
                 if on_cpu:
                     params = {k: v.cpu() for k, v in params.items()}
-                comps.append(Component(c.id, c.name, dict(c.shapes), {FROZEN}, "worker", params))
+                comps.append(Component(c.id, c.name, dict(c.shapes), {FROZEN}, c.origin, params))
         return Path(spec.path_id, spec.task, None, dict(spec.hparams), comps)
 
     def train(
