@@ -54,15 +54,6 @@ EXCEPTIONS = {
     ),
 }
 
-#: Justified module cycles: frozenset of modules: reason.
-CYCLES = {
-    frozenset({"munet.model.root", "munet.model.roots_timm"}): (
-        "load_root dispatches lazily to roots_timm, which builds Root objects defined in "
-        "root.py; bench/ imports munet.model.root.load_root. To remove it, move Root and "
-        "split_timm_state to their own module (root.py is owned by the roots work)"
-    ),
-}
-
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
@@ -181,6 +172,4 @@ def test_no_cycles_between_modules():
     for a, b, _ in imports():
         if b != a:
             graph[a].add(b)
-    assert set(_cycles(graph)) <= set(CYCLES), "\n".join(
-        " <-> ".join(sorted(c)) for c in _cycles(graph) if c not in CYCLES
-    )
+    assert _cycles(graph) == [], "\n".join(" <-> ".join(sorted(c)) for c in _cycles(graph))

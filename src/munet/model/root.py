@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +20,8 @@ import torch
 
 from munet.data.cache import cache_root
 from munet.errors import RootError
-from munet.system.arch import (
-    CLS,
-    EMBEDDING,
-    ENCODER_NORM,
-    POSEMBED,
-    RootArch,
-    block_name,
-    timm_prefix,
-)
+from munet.model.root_base import Root, split_timm_state
+from munet.system.arch import RootArch
 
 ROOT_FORMAT = 1
 
@@ -98,45 +91,9 @@ BUILTIN_ROOTS: dict[str, BuiltinRoot] = {
 }
 
 
-@dataclass
-class Root:
-    """A loaded root: its architecture, per-component parameters and provenance."""
-
-    spec: str
-    arch: RootArch
-    params: dict[str, dict[str, torch.Tensor]]  # component name -> tensors (timm-relative keys)
-    info: dict[str, Any] = field(default_factory=dict)
-
-
 def cache_dir() -> Path:
     """munet's cache folder (:func:`munet.data.cache.cache_root`); roots go in ``roots/``."""
     return cache_root()
-
-
-def split_timm_state(
-    state: Mapping[str, torch.Tensor], arch: RootArch
-) -> dict[str, dict[str, torch.Tensor]]:
-    """Split a timm VisionTransformer state dict into root components (the head is dropped)."""
-    names = [EMBEDDING, CLS, POSEMBED, ENCODER_NORM] + [block_name(i) for i in range(arch.depth)]
-    out: dict[str, dict[str, torch.Tensor]] = {n: {} for n in names}
-    for name in names:
-        prefix = timm_prefix(name)
-        for key, value in state.items():
-            if name == CLS and key != "cls_token" or name == POSEMBED and key != "pos_embed":
-                continue
-            if prefix and not key.startswith(prefix):
-                continue
-            out[name][key[len(prefix) :]] = value.detach().to(torch.float32).clone().contiguous()
-    hp = {"ds_image_size": arch.image_size}
-    for name, tensors in out.items():
-        want = arch.shapes(name, hp)
-        got = {k: tuple(v.shape) for k, v in tensors.items()}
-        if got != want:
-            raise RootError(
-                f"root weights for {name!r} have shapes {got}, expected {want}; "
-                "the checkpoint does not match its architecture"
-            )
-    return out
 
 
 def timm_model(arch: RootArch, num_classes: int) -> torch.nn.Module:

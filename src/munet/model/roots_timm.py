@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from munet.errors import RootError
-from munet.model.root import Root, split_timm_state
+from munet.model.root_base import Root, split_timm_state
 from munet.system.arch import RootArch
 
 Log = Callable[[str], None]
