@@ -60,7 +60,7 @@ def synthetic_task(n: int, channels: int, size: int, classes: int = 10) -> TaskD
 
 
 def glyph_task() -> TaskData:
-    from munet.data.builtin import load_task
+    from munet.data.load import load_task
 
     return load_task("builtin:glyph_digits")
 

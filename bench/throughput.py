@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    from munet.data.builtin import load_task
+    from munet.data.load import load_task
     from munet.data.pipeline import TrainStream, prepare_eval, val_subset
     from munet.model.ops import TorchOps
     from munet.model.root import load_root

@@ -13,11 +13,10 @@ from munet.data.builtin import (
     FASHION_MNIST_CLASSES,
     cap_per_class,
     list_builtin_tasks,
-    load_task,
-    parse_spec,
     read_idx,
     seeded_split,
 )
+from munet.data.load import load_task, parse_spec
 from munet.errors import TaskError
 
 
@@ -65,7 +64,7 @@ def test_register_source_plugs_in_a_prefix(monkeypatch: pytest.MonkeyPatch) -> N
         seen.append((rest, max_per_class))
         return "sentinel"
 
-    builtin.register_source("toy", loader)
+    load.register_source("toy", loader)
     assert load_task("toy:abc", max_per_class=3) == "sentinel"
     assert seen == [("abc", 3)]
 

@@ -15,9 +15,9 @@ from munet.data.builtin import (
     GLYPH_TASKS,
     glyph_cache_path,
     load_pretrain_corpus,
-    load_task,
     render_glyph_task,
 )
+from munet.data.load import load_task
 
 TASK_GLYPHS = ("glyph_digits", "glyph_latin", "glyph_greek", "glyph_symbols")
 

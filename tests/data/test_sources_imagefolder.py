@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from munet.data.builtin import load_task
+from munet.data.load import load_task
 from munet.errors import StoreError, TaskError
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from munet.data.builtin import load_task
+from munet.data.load import load_task
 from munet.errors import TaskError
 
 

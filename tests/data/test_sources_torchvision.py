@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from munet.data.builtin import load_task
+from munet.data.load import load_task
 from munet.errors import TaskError
 
 

@@ -20,13 +20,6 @@ import torch
 from munet.data import charsets, glyphs
 from munet.data.cache import load_arrays, resolve_cache_dir, save_arrays
 from munet.data.catalog import CATALOG, list_builtin_tasks
-from munet.data.load import (  # the spec dispatch's former home: names kept importable
-    TASKFILE_SUFFIXES as TASKFILE_SUFFIXES,
-)
-from munet.data.load import SourceLoader as SourceLoader
-from munet.data.load import load_task as load_task
-from munet.data.load import parse_spec as parse_spec
-from munet.data.load import register_source as register_source
 from munet.data.task import SPLITS, TaskData
 from munet.errors import TaskError
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from munet.errors import ConfigError
-from munet.errors import ExecutorError as ExecutorError  # its former home
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
 
