@@ -18,24 +18,42 @@ Log = Callable[[str], None]
 
 
 class Executor(Protocol):
-    """Opened (and its resources checked) before anything is written, started once the
-    training settings are known, closed when the run ends or is interrupted."""
+    """Where candidates train: the loop's ``Trainer`` plus a lifecycle.
+
+    Implementations: :class:`LocalExecutor` and ``munet.execute.ray_executor.RayExecutor``,
+    chosen by :func:`open_executor`. The runner opens one (its resources checked) before
+    anything is written, calls ``start`` once the training settings are known, uses it as the
+    loop's ``Trainer`` and calls ``close`` when the run ends or is interrupted.
+
+    Besides the ``Trainer`` guarantees (inputs never changed, results a function of the
+    arguments alone), an executor must give the same results, bit for bit, as the local one
+    on the same machine with the same thread count: where a candidate trains never changes
+    what it learns.
+    """
 
     workers: int  # how many jobs (chunks of generation batches) can train at once
 
-    def start(self, arch: Any, tasks: Mapping[str, Any], settings: Any) -> Executor: ...
+    def start(self, arch: Any, tasks: Mapping[str, Any], settings: Any) -> Executor:
+        """Prepare training of ``tasks`` (name -> data) on a root of ``arch`` with the
+        ``TrainSettings``; called once, before any other training call. Returns ``self``."""
 
     def train_generation(
         self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
-    ) -> list[CandidateResult]: ...
+    ) -> list[CandidateResult]:
+        """``Trainer.train_generation``."""
 
-    def test(self, path: Path) -> dict[str, Any]: ...
+    def test(self, path: Path) -> dict[str, Any]:
+        """``Trainer.test``."""
 
-    def screen(self, task: str, paths: Sequence[Path]) -> list[float]: ...
+    def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
+        """``Trainer.screen``."""
 
-    def set_concurrent_batches(self, n: int) -> None: ...
+    def set_concurrent_batches(self, n: int) -> None:
+        """How many generation batches will train at once (task agents), so that workers
+        can be shared among them; called before training starts."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the workers; called once, also after an interrupt. Idempotent."""
 
 
 class LocalExecutor:

@@ -38,38 +38,67 @@ class CandidateResult:
 
 
 class Trainer(Protocol):
-    """Turns candidates into trained tensors and metrics (``munet.train``, ``munet.execute``).
+    """Turns candidates into trained tensors and metrics.
 
-    The loop calls it from one thread, except under ``munet.execute.agents`` where several
-    task iterations call it at once. A trainer reads paths and components and never changes
-    them: it returns new tensors in :class:`CandidateResult`, and the loop decides (in
-    ``_judge``) which of them become a component's parameters.
+    Implementations: :class:`munet.train.trainer.Trainer` (in this process) and the executors
+    of :mod:`munet.execute` (local, Ray), which also satisfy ``munet.execute.Executor``; the
+    tests' fakes make qualities up without training.
+
+    The loop calls, per task iteration: ``screen`` (only with ``Settings.seed_keep`` set and
+    more seed paths than that, before the first generation batch), ``train_generation`` once
+    per generation batch that is not replayed from the journal, and ``test`` once for the
+    retained best path. Calls come from one thread, except under ``munet.execute.agents``
+    where several task iterations call at once: a trainer used there must be thread-safe.
+
+    An implementation must guarantee:
+
+    - it only reads paths and components: their ``params``, ``locks``, ``hparams`` and
+      ``metrics`` are never changed. New tensors go back in :class:`CandidateResult` and the
+      loop decides (in ``_judge``) which become a component's parameters;
+    - a result depends only on the arguments (``seed`` fixes every random choice; no global
+      RNG state), so a resumed or distributed run reproduces an uninterrupted local one.
     """
 
     def train_generation(
         self, task: str, children: Sequence[Path], ds: Mapping[str, Any], seed: int
     ) -> list[CandidateResult]:
-        """Train one generation batch, one result per child in order; called once per batch
-        that is not replayed, after its children are assembled. ``seed`` fixes every random
-        choice of the batch. Frozen (non-trainable) components must come out unchanged."""
+        """Train one generation batch: one result per child, in order. Called after the
+        batch's children are assembled, for batches that are not replayed.
+
+        Each result's ``params`` maps the id of every trainable component of its child to the
+        trained parameters (the best validation snapshot); ``quality`` is None when training
+        diverged (the candidate is then rejected). Frozen components must come out unchanged.
+        """
 
     def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
-        """A cheap estimate of how well each path's frozen features serve ``task`` (higher is
-        better); called only with ``Settings.seed_keep`` set, before a task iteration's first
-        generation batch. Must not change any path or component."""
+        """A cheap estimate, one per path and higher is better, of how well each path's
+        frozen features serve ``task``. Called before a task iteration's first generation
+        batch when ``Settings.seed_keep`` is set (never for a resumed iteration that recorded
+        its seeds). Must not change any path or component."""
 
     def test(self, path: Path) -> dict[str, Any]:
-        """Test metrics of a retained path; must include ``test_quality``. Called once per
-        task iteration, after ``end_iteration``, for a best path not tested yet; the loop
-        merges the metrics into ``path.metrics``. Must not change the path."""
+        """Test metrics of a retained path, including ``test_quality``. Called once per task
+        iteration, after ``end_iteration``, for a best path not tested yet; the loop merges
+        the metrics into ``path.metrics``. Must not change the path."""
 
 
 class Recorder(Protocol):
-    """Persists the loop's progress (``munet.store.system.SystemStore``) and replays it on
-    resume. The loop calls it in this order per task iteration: for each generation batch
-    ``replay`` (then ``load_result`` per record if replayed, else ``generation_done``), then
-    ``iteration_done``. A recorder must not change the records, paths or the state it gets;
-    it may only read them (and write blobs of the tensors they hold).
+    """Persists the loop's progress and replays it on resume.
+
+    Implementations: :class:`munet.store.system.SystemStore` (the journal and blobs of a
+    system directory), wrapped by ``munet.report.rows.TasksCsv`` (which also rewrites
+    ``tasks.csv``) and by the task agents' recorders in :mod:`munet.execute.agents`. A
+    recorder whose ``replay`` always returns None keeps nothing (no resume).
+
+    The loop calls it in this order per task iteration: for each generation batch ``replay``
+    (then ``load_result`` per record if replayed, else ``generation_done``), then
+    ``iteration_done``. An implementation must guarantee:
+
+    - it only reads the records, paths and state it gets (and writes blobs of the tensors
+      they hold); it never changes them;
+    - what ``generation_done`` and ``iteration_done`` persist is durable when they return,
+      and ``replay`` gives back exactly the records that ``generation_done`` got, so a
+      resumed run judges them to the same verdicts.
     """
 
     def replay(self, task: str, iteration: int, batch: int) -> list[CandidateRecord] | None:

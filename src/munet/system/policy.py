@@ -17,12 +17,26 @@ from munet.system.state import ParamOps, Settings, SystemState
 
 
 class CandidatePolicy(Protocol):
-    """How a task iteration picks its seed paths and builds a child from a parent: muNet's
-    (:data:`MUNET_POLICY`) or a baseline's (``munet.system.baselines.BaselinePolicy``)."""
+    """How a task iteration picks its seed paths and builds a child from a parent.
+
+    Implementations: muNet's (:data:`MUNET_POLICY`) and the baselines'
+    (:class:`munet.system.baselines.BaselinePolicy`), passed to ``evolve(..., policy=...)``.
+
+    The loop trains the seed paths first, one unmutated child each, then mutated children of
+    parents chosen by PPDecay among the seeds and the task's accepted paths. An
+    implementation must guarantee:
+
+    - ``assemble`` takes new ids only from ``state`` (:meth:`SystemState.new_component`,
+      :meth:`SystemState.new_path_id`) and never changes ``parent`` or an existing component
+      (the loop itself counts the parent's offspring);
+    - every random choice comes from ``rng`` (keyed by seed, task, iteration and candidate),
+      so a resumed run rebuilds the same children with the same ids.
+    """
 
     def seeds(self, state: SystemState, task: str) -> list[Path]:
         """Called once at the start of each task iteration; must unlock the task's retained
-        components (:meth:`SystemState.begin_iteration`) and return the seed paths."""
+        components (:meth:`SystemState.begin_iteration`) and return the seed paths, in the
+        order they are trained."""
 
     def assemble(
         self,
@@ -36,8 +50,10 @@ class CandidatePolicy(Protocol):
         ops: ParamOps,
         settings: Settings,
     ) -> tuple[Path, list[str]]:
-        """A new child of ``parent`` and its mutation record; must not change ``parent`` or
-        any existing component (new ids come from ``state``)."""
+        """A new child of ``parent`` for ``task`` and its mutation record (one line per
+        mutation). ``mutate`` is False for a seed path's child. The child's trainable
+        components are new (a clone or a fresh head or adapter); every other component is
+        shared, unchanged, with its ancestors."""
 
 
 class MunetPolicy:

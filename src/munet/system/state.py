@@ -23,11 +23,19 @@ from munet.system.score import path_score
 
 
 class ParamOps(Protocol):
-    """Tensor operations the algorithm needs; implemented by ``munet.model.ops``.
+    """Tensor operations the algorithm needs, so that the core never touches a tensor.
 
-    Called while a child is assembled (and when the root state is made). Each method returns
-    new parameters and must not change the ones it is given: they belong to components that
-    other paths share.
+    Implementations: :class:`munet.model.ops.TorchOps` (torch tensors) and :class:`NullOps`
+    (no tensors, for pure tests). The core treats parameters as opaque values: what a method
+    returns becomes a new component's ``params`` as is.
+
+    Called while a child is assembled (``munet.system.assemble``) and when the root state is
+    made. An implementation must guarantee:
+
+    - each method returns new parameters and never changes the ones it is given: they
+      belong to components that other paths share, some locked by other tasks;
+    - the result depends only on the arguments (``init`` on ``seed``, never on global RNG
+      state) and has the given ``shapes``.
     """
 
     def copy(self, params: Any) -> Any:
@@ -74,16 +82,24 @@ class Settings:
 
 class SharedIds(Protocol):
     """Where a copy of the system takes new ids and resized position embeddings from, so that
-    they stay unique across copies (a task agent's view: ``munet.execute.agents``)."""
+    they stay unique across copies.
+
+    Implementation: the shared state behind the task agents' views (``munet.execute.agents``),
+    set as :attr:`SystemState.shared`; a state without one uses its own counters. Several
+    agents call it at once from their threads, so an implementation must be thread-safe and
+    must never hand out an id twice.
+    """
 
     def component_id(self) -> int:
-        """A new component id, never handed out before."""
+        """A new component id, never handed out before; called by
+        :meth:`SystemState.new_component`."""
 
     def path_id(self) -> int:
-        """A new path id, never handed out before."""
+        """A new path id, never handed out before; called by :meth:`SystemState.new_path_id`."""
 
     def posembed_for(self, image_size: int, ops: ParamOps) -> Component:
-        """The shared state's resized position embeddings (the caller keeps a copy)."""
+        """The shared state's position embeddings resized to ``image_size`` (made once,
+        NOT_TRAINABLE); the caller keeps a copy and must not change it."""
 
 
 @dataclass
