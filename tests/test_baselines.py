@@ -6,14 +6,13 @@ import csv
 from collections import defaultdict
 
 import pytest
-from tiny import tiny_args
+from tiny import FakeTrainer, NullRecorder, pure_state, tiny_args
 
 from munet.cli import main
 from munet.config import build_config
 from munet.errors import ConfigError
 from munet.store.check import check_locks
 from munet.store.system import SystemStore
-from munet.system.arch import RootArch
 from munet.system.baselines import (
     BaselinePolicy,
     Method,
@@ -25,27 +24,17 @@ from munet.system.baselines import (
     trainable_names,
 )
 from munet.system.component import NOT_TRAINABLE
-from munet.system.evolve import CandidateResult, evolve
-from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.evolve import evolve
 from munet.system.policy import MUNET_POLICY
 from munet.system.score import accounted_params
-from munet.system.state import NullOps, Settings, make_root_state
+from munet.system.state import NullOps
 
-TI3 = RootArch(
-    embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
-)
 ROOT_NAMES = ["embedding", "cls", "posembed_input", "encoderblock_0", "encoderblock_1"]
 ROOT_NAMES += ["encoderblock_2", "encoder_norm"]
 
 
-def new_state(**kw):
-    s = Settings(space=search_space_for(3, 16), defaults=dict(BASE_DEFAULTS), **kw)
-    params = {n: None for n in TI3.component_names({"num_layers": 3})}
-    return make_root_state(TI3, params, s.defaults, NullOps()), s
-
-
 def child(method: str, task: str = "a", classes: int = 10):
-    state, s = new_state()
+    state, s = pure_state()
     c, rec = assemble_baseline_child(state, task, classes, {}, parse_method(method), NullOps(), s)
     return state, c, rec
 
@@ -150,37 +139,11 @@ def test_matched_budget_gives_baselines_exactly_munets_candidate_intervals():
         assert b.replicas * b.validations == t * c * v and b.replicas <= g
 
 
-class FakeTrainer:
-    def __init__(self):
-        self.trained = []
-
-    def train_generation(self, task, children, ds, seed):
-        self.trained += children
-        return [
-            CandidateResult(0.5 + 0.01 * c.id, {x.id: None for x in c.trainable_components()})
-            for c in children
-        ]
-
-    def test(self, path):
-        return {"test_quality": path.metrics["quality"]}
-
-
-class NullRecorder:
-    def replay(self, *a):
-        return None
-
-    def generation_done(self, *a):
-        pass
-
-    def iteration_done(self, *a):
-        pass
-
-
 def test_baseline_runs_in_the_unchanged_loop_as_fixed_root_children():
-    state, s = new_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
+    state, s = pure_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
     policy, s, v = configure_method(Method("freeze-bottom", 1), s, validations=3)
     assert isinstance(policy, BaselinePolicy) and (s.candidates_per_iteration, v) == (2, 12)
-    trainer = FakeTrainer()
+    trainer = FakeTrainer(quality=lambda c: 0.5 + 0.01 * c.id)
     evolve(state, {"a": 3, "b": 5}, s, trainer, NullRecorder(), NullOps(), policy=policy)
     assert [c.task for c in trainer.trained] == ["a", "a", "b", "b"]
     assert all(c.parent is state.root for c in trainer.trained)
@@ -194,7 +157,7 @@ def test_baseline_runs_in_the_unchanged_loop_as_fixed_root_children():
     private = sum(x.size for x in a.components if x not in shared)
     assert accounted_params(a) == sum(x.size for x in shared) / 2 + private
     # muNet itself is left as configured
-    s2 = new_state()[1]
+    s2 = pure_state()[1]
     p3, s3, v3 = configure_method(Method("munet"), s2, 4)
     assert p3 is MUNET_POLICY and s3 is s2 and v3 == 4
 

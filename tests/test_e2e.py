@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import torch
-from tiny import tiny_args
+from tiny import micro_state, root_children, tiny_args
 
 from munet.cli import main
 from munet.data.load import load_tasks
@@ -83,30 +83,11 @@ def test_adding_a_task_leaves_existing_predictions_bit_identical(tmp_path):
 
 def test_training_never_touches_locked_components(tmp_path):
     """Train a generation whose candidates reuse frozen components: no gradient, no change."""
-    import numpy as np
-
-    from munet.model.ops import TorchOps
-    from munet.model.root import load_root
-    from munet.system.assemble import assemble_child
-    from munet.system.hparams import BASE_DEFAULTS, search_space_for
-    from munet.system.state import Settings, make_root_state
     from munet.train.trainer import Trainer, TrainSettings
 
-    root = load_root("builtin:vit_micro")
-    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
-    s = Settings(
-        space=search_space_for(root.arch.depth, root.arch.patch_size),
-        defaults=BASE_DEFAULTS,
-        mutation_prob=0.5,
-    )
+    root, state, s, ds = micro_state(mutation_prob=0.5)
     data = load_tasks(["builtin:digits"])
-    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
-    kids = [
-        assemble_child(
-            state, state.root, "digits", 10, ds, True, np.random.default_rng(i), TorchOps(), s
-        )[0]
-        for i in range(3)
-    ]
+    kids = root_children(state, s, ds, 3, mutate=True)
     frozen = {c.id: c for k in kids for c in k.components if c.locks}
     assert frozen and all(NOT_TRAINABLE in c.locks for c in frozen.values())
     before = {cid: {k: v.clone() for k, v in c.params.items()} for cid, c in frozen.items()}
@@ -126,28 +107,11 @@ def test_training_never_touches_locked_components(tmp_path):
 def test_nan_loss_rejects_that_candidate_and_the_run_goes_on():
     import math
 
-    import numpy as np
-
-    from munet.model.ops import TorchOps
-    from munet.model.root import load_root
-    from munet.system.assemble import assemble_child
     from munet.system.evolve import _judge, plan_record
-    from munet.system.hparams import BASE_DEFAULTS, search_space_for
-    from munet.system.state import Settings, make_root_state
     from munet.train.trainer import Trainer, TrainSettings
 
-    root = load_root("builtin:vit_micro")
-    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
-    s = Settings(
-        space=search_space_for(root.arch.depth, root.arch.patch_size), defaults=BASE_DEFAULTS
-    )
-    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
-    kids = [
-        assemble_child(
-            state, state.root, "digits", 10, ds, False, np.random.default_rng(i), TorchOps(), s
-        )[0]
-        for i in range(2)
-    ]
+    root, state, s, ds = micro_state()
+    kids = root_children(state, s, ds, 2)
     kids[0].component("head").params["bias"][0] = math.nan
     trainer = Trainer(
         root.arch,

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from tiny import FakeTrainer, pure_state
 
 from munet.execute.agents import (
     ASYNC_KEY,
@@ -18,49 +19,9 @@ from munet.execute.agents import (
     next_agent_task,
 )
 from munet.store.check import check_locks
-from munet.system.arch import RootArch
-from munet.system.evolve import CandidateResult, evolve, run_task_iteration
-from munet.system.hparams import BASE_DEFAULTS, search_space_for
+from munet.system.evolve import evolve, run_task_iteration
 from munet.system.record import CandidateRecord
-from munet.system.state import NullOps, Settings, make_root_state
-
-TI3 = RootArch(
-    embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
-)
-
-
-def new_state(**kw):
-    s = Settings(
-        space=search_space_for(TI3.depth, TI3.patch_size), defaults=dict(BASE_DEFAULTS), **kw
-    )
-    params = {n: None for n in TI3.component_names({"num_layers": TI3.depth})}
-    return make_root_state(TI3, params, s.defaults, NullOps()), s
-
-
-class FakeTrainer:
-    """Quality from ``quality(child)`` (default: a hash of the path id); thread-safe."""
-
-    def __init__(self, quality=None, delay=None):
-        self.quality = quality or (lambda c: (c.id * 7919 % 97) / 100)
-        self.delay = delay
-        self.trained = []
-        self.lock = threading.Lock()
-
-    def train_generation(self, task, children, ds, seed):
-        if self.delay:
-            self.delay(task)
-        out = []
-        for c in children:
-            with self.lock:
-                self.trained.append(c)
-            q = self.quality(c)
-            out.append(
-                CandidateResult(q, {x.id: None for x in c.trainable_components()}, [q], 0.0, 1)
-            )
-        return out
-
-    def test(self, path):
-        return {"test_quality": path.metrics["quality"]}
+from munet.system.state import NullOps
 
 
 class ListRecorder:
@@ -111,9 +72,9 @@ TASKS = {"a": 2, "b": 3, "c": 4}
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_agent_at_a_time_is_exactly_the_round_robin_loop(seed):
-    seq, s = new_state(**settings_kw(seed))
+    seq, s = pure_state(**settings_kw(seed))
     evolve(seq, TASKS, s, FakeTrainer(), ListRecorder(), NullOps())
-    agent, s = new_state(**settings_kw(seed))
+    agent, s = pure_state(**settings_kw(seed))
     rec = ListRecorder()
     evolve_async(agent, TASKS, s, FakeTrainer(), rec, NullOps(), agents=1)
     assert structure(agent) == structure(seq)
@@ -132,7 +93,7 @@ def test_agents_overlap_see_older_versions_and_keep_locks_consistent():
             if len(first) <= 2:
                 barrier.wait()
 
-    state, s = new_state(**settings_kw(5))
+    state, s = pure_state(**settings_kw(5))
     seen = []
     trainer = FakeTrainer(delay=delay)
     rec = ListRecorder()
@@ -162,7 +123,7 @@ def test_random_interleavings_never_train_a_locked_component(seed):
             d = float(rng.uniform(0, 0.01))
         time.sleep(d)
 
-    state, s = new_state(**settings_kw(seed))
+    state, s = pure_state(**settings_kw(seed))
     trainer = FakeTrainer(delay=delay)
     evolve_async(state, TASKS, s, trainer, ListRecorder(), NullOps(), agents=3)
     assert state.iterations_done == {t: 2 for t in TASKS}
@@ -176,7 +137,7 @@ def test_random_interleavings_never_train_a_locked_component(seed):
 def test_component_dropped_by_its_task_while_shared_in_a_view_becomes_private():
     """b starts from a's first model; meanwhile a replaces it. b keeps using a's old private
     encoder norm, which the merge then locks for b alone."""
-    master, s = new_state(
+    master, s = pure_state(
         seed=0, mutation_prob=0.0, candidates_per_iteration=3, generation_batch_size=3
     )
     guard, stop = threading.RLock(), threading.Event()
@@ -199,7 +160,7 @@ def test_component_dropped_by_its_task_while_shared_in_a_view_becomes_private():
 
 
 def test_writes_after_stop_are_refused():
-    master, _ = new_state()
+    master, _ = pure_state()
     guard, stop = threading.RLock(), threading.Event()
     shared = _AgentRecorder(ListRecorder(), master, guard, stop)
     stop.set()
@@ -224,7 +185,7 @@ def test_agent_records_are_not_replayed_sequentially():
 
 
 def test_next_agent_task_skips_running_tasks():
-    state, _ = new_state()
+    state, _ = pure_state()
     state.iterations_done = {"a": 1}
     assert next_agent_task(state, ["a", "b", "c"], 2, running=["b"]) == "c"
     assert next_agent_task(state, ["a", "b", "c"], 2, running=["b", "c"]) == "a"
@@ -236,6 +197,6 @@ def test_an_agent_error_stops_the_run():
         if task == "b":
             raise RuntimeError("worker lost")
 
-    state, s = new_state(**settings_kw(0))
+    state, s = pure_state(**settings_kw(0))
     with pytest.raises(RuntimeError, match="worker lost"):
         evolve_async(state, TASKS, s, FakeTrainer(delay=boom), ListRecorder(), NullOps(), agents=2)

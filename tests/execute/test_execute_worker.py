@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tiny import micro_state, root_children
 
 from munet.config import build_config
 from munet.data.load import load_tasks
@@ -20,12 +21,7 @@ from munet.execute.worker import (
     crash_once,
     frozen_components,
 )
-from munet.model.ops import TorchOps
-from munet.model.root import load_root
-from munet.system.assemble import assemble_child
-from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.rng import rng_for
-from munet.system.state import Settings, make_root_state
 from munet.train.trainer import Trainer, TrainSettings
 
 
@@ -34,23 +30,11 @@ def generation():
     """A root state and four digits candidates: one seed-phase child, three mutated."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    root = load_root("builtin:vit_micro")
+    root, state, s, ds = micro_state(mutation_prob=0.5, seed=3)
     tasks = load_tasks(["builtin:digits"])
-    s = Settings(
-        space=search_space_for(root.arch.depth, root.arch.patch_size),
-        mutation_prob=0.5,
-        seed=3,
-        defaults=dict(BASE_DEFAULTS),
+    children = root_children(
+        state, s, ds, 4, mutate=lambda k: k > 0, rng=lambda k: rng_for(3, "digits", k)
     )
-    ops = TorchOps()
-    state = make_root_state(root.arch, root.params, s.defaults, ops)
-    ds = {k: v for k, v in s.defaults.items() if k.startswith("ds_")}
-    children = []
-    for k in range(4):
-        child, _ = assemble_child(
-            state, state.root, "digits", 10, ds, k > 0, rng_for(3, "digits", k), ops, s
-        )
-        children.append(child)
     ts = TrainSettings(batch_size=32, validations=2, interval_cap=6, validation_batches=2)
     yield root.arch, tasks, ts, children, ds
     torch.set_num_threads(threads)

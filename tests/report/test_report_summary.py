@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tiny import pure_state
 
 from munet.report.plot_evolution import acceptance, lineage_hparams
 from munet.report.plot_tradeoff import pareto_front
@@ -25,13 +26,11 @@ from munet.report.summary import (
     load_summary,
 )
 from munet.store.system import SystemStore
-from munet.system.arch import RootArch
 from munet.system.assemble import assemble_child
 from munet.system.baselines import Method, assemble_baseline_child
-from munet.system.hparams import BASE_DEFAULTS, search_space_for
 from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, private_params
-from munet.system.state import NullOps, Settings, make_root_state
+from munet.system.state import NullOps
 
 
 def stored(d):
@@ -110,15 +109,8 @@ def test_acceptance_counts_only_mutated_candidates(two_task_system):
             assert (k, n) == (sum(r["accepted"] == "True" for r in mine), len(mine))
 
 
-TI3 = RootArch(
-    embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
-)
-
-
 def test_component_roles_name_root_inherited_private_and_adapter():
-    s = Settings(space=search_space_for(3, 16), defaults=dict(BASE_DEFAULTS))
-    params = {n: None for n in TI3.component_names({"num_layers": 3})}
-    state = make_root_state(TI3, params, s.defaults, NullOps())
+    state, s = pure_state()
     records = []
 
     def keep(path):

@@ -5,40 +5,25 @@ import math
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiny import TI3, FakeTrainer, NullRecorder, pure_state
 
 from munet.system.arch import RootArch, numel
 from munet.system.assemble import assemble_child
 from munet.system.component import NOT_TRAINABLE
-from munet.system.evolve import CandidateResult, evolve, next_task
+from munet.system.evolve import evolve, next_task
 from munet.system.hparams import (
-    BASE_DEFAULTS,
     image_sizes_for,
     incremental_step,
     mutate_adapters,
-    search_space_for,
 )
 from munet.system.path import Path
 from munet.system.score import accounted_params, score
 from munet.system.select import select_parent
-from munet.system.state import NullOps, Settings, make_root_state
+from munet.system.state import NullOps
 
-TI3 = RootArch(
-    embed_dim=192, depth=3, num_heads=3, mlp_hidden_dim=768, patch_size=16, image_size=32
-)
 B16 = RootArch(
     embed_dim=768, depth=12, num_heads=12, mlp_hidden_dim=3072, patch_size=16, image_size=224
 )
-
-
-def root_params(arch):
-    return {n: None for n in arch.component_names({"num_layers": arch.depth})}
-
-
-def new_state(arch=TI3, **kw):
-    s = Settings(
-        space=search_space_for(arch.depth, arch.patch_size), defaults=dict(BASE_DEFAULTS), **kw
-    )
-    return make_root_state(arch, root_params(arch), s.defaults, NullOps()), s
 
 
 def test_reference_params_match_the_spec():
@@ -78,7 +63,7 @@ def test_adapters_are_dropped_with_their_block_and_inserted_below_num_layers():
 
 
 def test_root_is_frozen_and_has_no_head():
-    state, _ = new_state()
+    state, _ = pure_state()
     names = [c.name for c in state.root.components]
     assert names == [
         "embedding",
@@ -93,7 +78,7 @@ def test_root_is_frozen_and_has_no_head():
 
 
 def test_seed_phase_child_shares_everything_but_a_new_head():
-    state, s = new_state()
+    state, s = pure_state()
     child, rec = assemble_child(
         state, state.root, "a", 10, {}, False, np.random.default_rng(0), NullOps(), s
     )
@@ -107,7 +92,7 @@ def test_seed_phase_child_shares_everything_but_a_new_head():
 
 
 def test_mutated_child_always_clones_encoder_norm_and_walks_for_posembed():
-    state, s = new_state(mutation_prob=0.0)
+    state, s = pure_state(mutation_prob=0.0)
     child, rec = assemble_child(
         state,
         state.root,
@@ -141,7 +126,7 @@ def test_mutated_child_always_clones_encoder_norm_and_walks_for_posembed():
 
 
 def test_heads_are_never_inherited_across_tasks_but_copied_within_a_task():
-    state, s = new_state(mutation_prob=0.0)
+    state, s = pure_state(mutation_prob=0.0)
     a, _ = assemble_child(
         state, state.root, "a", 10, {}, False, np.random.default_rng(0), NullOps(), s
     )
@@ -159,7 +144,7 @@ def test_heads_are_never_inherited_across_tasks_but_copied_within_a_task():
 
 
 def test_accounting_splits_shared_components_between_tasks():
-    state, s = new_state(mutation_prob=0.0)
+    state, s = pure_state(mutation_prob=0.0)
     a, _ = assemble_child(
         state, state.root, "a", 2, {}, False, np.random.default_rng(0), NullOps(), s
     )
@@ -204,7 +189,7 @@ def test_ppdecay_walk_and_fallback():
 
 
 def test_end_iteration_keeps_best_locks_it_and_relinks():
-    state, s = new_state()
+    state, s = pure_state()
     rng = np.random.default_rng(0)
     a, _ = assemble_child(state, state.root, "a", 3, {}, False, rng, NullOps(), s)
     a.metrics["quality"] = 0.5
@@ -228,7 +213,7 @@ def test_end_iteration_keeps_best_locks_it_and_relinks():
 
 
 def test_round_robin_schedule_grows_with_budget_and_new_tasks():
-    state, _ = new_state()
+    state, _ = pure_state()
     assert next_task(state, ["a", "b"], 2) == "a"
     state.iterations_done = {"a": 1}
     assert next_task(state, ["a", "b"], 2) == "b"
@@ -238,44 +223,8 @@ def test_round_robin_schedule_grows_with_budget_and_new_tasks():
     assert next_task(state, ["a", "b"], 3) == "a"
 
 
-class FakeTrainer:
-    """Quality is a deterministic function of the hyperparameters and the path id."""
-
-    def __init__(self):
-        self.trained = []
-
-    def train_generation(self, task, children, ds, seed):
-        out = []
-        for c in children:
-            for comp in c.components:
-                assert comp.trainable == (comp in c.trainable_components())
-            self.trained.append(c)
-            q = (c.id * 7919 % 97) / 100
-            out.append(
-                CandidateResult(q, {x.id: None for x in c.trainable_components()}, [q], 0.0, 100)
-            )
-        return out
-
-    def test(self, path):
-        return {"test_quality": path.metrics["quality"]}
-
-
-class NullRecorder:
-    def replay(self, *a):
-        return None
-
-    def load_result(self, *a):
-        raise AssertionError
-
-    def generation_done(self, *a):
-        pass
-
-    def iteration_done(self, *a):
-        pass
-
-
 def run_fake(seed, n_tasks=3, iters=2, cands=8, batch=4, prob=0.1):
-    state, s = new_state(
+    state, s = pure_state(
         seed=seed,
         mutation_prob=prob,
         task_iterations=iters,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_core import FakeTrainer, NullRecorder, new_state
+from tiny import FakeTrainer, NullRecorder, pure_state
 
 from munet.system.evolve import choose_seeds, evolve
 from munet.system.hparams import image_sizes_for, search_space_for
@@ -31,7 +31,7 @@ class ScreeningTrainer(FakeTrainer):
 
 
 def run(keep, prefer, tasks=4, cands=6):
-    state, s = new_state(
+    state, s = pure_state(
         seed=1, task_iterations=2, candidates_per_iteration=cands, generation_batch_size=3
     )
     s.seed_keep = keep
@@ -75,7 +75,7 @@ class ReplayRecorder(NullRecorder):
 
 
 def test_a_resumed_iteration_takes_its_seeds_from_the_record_not_a_new_screen():
-    state, s = new_state(generation_batch_size=2)
+    state, s = pure_state(generation_batch_size=2)
     s.seed_keep = 2
     seeds = [Path(i, f"x{i}", state.root, dict(state.root.hparams), [], {}) for i in (13, 12, 11)]
     seeds.append(state.root)

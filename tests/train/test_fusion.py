@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+from tiny import micro_state, root_children
 
 from munet.data.load import load_tasks
-from munet.model.ops import TorchOps
-from munet.model.root import load_root
-from munet.system.assemble import assemble_child
-from munet.system.hparams import BASE_DEFAULTS, search_space_for
-from munet.system.state import Settings, make_root_state
 from munet.train.trainer import Trainer, TrainSettings
 
 
 def generation(mutate: bool, n: int = 4):
-    root = load_root("builtin:vit_micro")
-    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
-    s = Settings(
-        space=search_space_for(root.arch.depth, root.arch.patch_size),
-        defaults=BASE_DEFAULTS,
-        mutation_prob=0.5,
-    )
-    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
-    kids = [
-        assemble_child(
-            state, state.root, "digits", 10, ds, mutate, np.random.default_rng(i), TorchOps(), s
-        )[0]
-        for i in range(n)
-    ]
-    return root, kids, ds
+    root, state, s, ds = micro_state(mutation_prob=0.5)
+    return root, root_children(state, s, ds, n, mutate), ds
 
 
 def train(root, kids, ds, fuse):

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from tiny import micro_state, root_children
 
 from munet.data.load import load_tasks
-from munet.model.ops import TorchOps
-from munet.model.root import load_root
-from munet.system.assemble import assemble_child
-from munet.system.hparams import BASE_DEFAULTS, search_space_for
-from munet.system.state import Settings, make_root_state
 from munet.train.trainer import (
     HEAD_TEMPERATURES,
     Trainer,
@@ -46,16 +41,8 @@ def test_probe_head_predicts_like_the_ridge_probe_with_a_fitted_temperature():
 
 
 def generation():
-    root = load_root("builtin:vit_micro")
-    ops = TorchOps()
-    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, ops)
-    s = Settings(
-        space=search_space_for(root.arch.depth, root.arch.patch_size), defaults=BASE_DEFAULTS
-    )
-    ds = {k: v for k, v in BASE_DEFAULTS.items() if k.startswith("ds_")}
-    kid, _ = assemble_child(
-        state, state.root, "digits", 10, ds, False, np.random.default_rng(0), ops, s
-    )
+    root, state, s, ds = micro_state()
+    (kid,) = root_children(state, s, ds, 1)
     return root, kid, ds
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import torch
+from tiny import micro_state
 
 from munet.data.load import load_tasks
-from munet.model.ops import TorchOps
-from munet.model.root import load_root
-from munet.system.hparams import BASE_DEFAULTS
-from munet.system.state import make_root_state
 from munet.train.trainer import TrainSettings, probe_features, ridge_probe_accuracy, screen_paths
 
 
@@ -31,8 +28,7 @@ def test_the_probe_separates_separable_features_and_not_noise():
 
 
 def test_screen_scores_every_path_without_touching_it():
-    root = load_root("builtin:vit_micro")
-    state = make_root_state(root.arch, root.params, BASE_DEFAULTS, TorchOps())
+    root, state, _, _ = micro_state()
     data = load_tasks(["builtin:digits"])["digits"]
     before = {c.id: {k: v.clone() for k, v in c.params.items()} for c in state.root.components}
     settings = TrainSettings(batch_size=32, validation_batches=4)
