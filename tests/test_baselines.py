@@ -6,13 +6,12 @@ import csv
 from collections import defaultdict
 
 import pytest
-from tiny import FakeTrainer, NullRecorder, pure_state, tiny_args
+from tiny import FakeTrainer, NullRecorder, pure_state, stored, tiny_args
 
 from munet.cli import main
 from munet.config import build_config
 from munet.errors import ConfigError
 from munet.store.check import check_locks
-from munet.store.system import SystemStore
 from munet.system.baselines import (
     BaselinePolicy,
     Method,
@@ -181,9 +180,7 @@ def test_freeze_bottom_end_to_end_matches_munets_training_images(tmp_path, two_t
     assert by_task(rows, "images") == by_task(munet_rows, "images")
     assert [r["task"] for r in rows] == ["digits"] * 3 + ["glyph_digits"] * 3
     assert {r["parent_id"] for r in rows} == {"0"} and {r["seed_phase"] for r in rows} == {"True"}
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(d)
     assert store.stored_config()["method"] == "freeze-bottom:1"
     for rec in store.candidate_rows():
         comps = {c.id: c for c in state.live_components().values()}

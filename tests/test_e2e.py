@@ -5,25 +5,18 @@ from __future__ import annotations
 import csv
 
 import torch
-from tiny import micro_state, root_children, tiny_args
+from tiny import micro_state, root_children, stored, tiny_args
 
 from munet.cli import main
 from munet.data.load import load_tasks
 from munet.store.check import check_locks
-from munet.store.system import SystemStore
 from munet.system.component import NOT_TRAINABLE
 from munet.system.score import accounted_params
 from munet.train.trainer import logits
 
 
-def load(d):
-    store = SystemStore(d)
-    store.read()
-    return store, store.load_state()
-
-
 def test_tiny_evolve_builds_a_consistent_system(two_task_system):
-    store, state = load(two_task_system)
+    store, state = stored(two_task_system, tensors=True)
     assert state.iterations_done == {"digits": 2, "glyph_digits": 2}
     assert sorted(state.population) == ["digits", "glyph_digits"]
     assert all(len(v) == 1 for v in state.population.values())
@@ -59,14 +52,14 @@ def test_check_passes_on_an_intact_system(two_task_system, capsys):
 def test_adding_a_task_leaves_existing_predictions_bit_identical(tmp_path):
     d = tmp_path / "s"
     assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
-    _, before = load(d)
+    _, before = stored(d, tensors=True)
     digits = load_tasks(["builtin:digits"])["digits"]
     batch = digits.test_x[:16]
     (path_before,) = before.population["digits"]
     ref = logits(before.arch, path_before, batch)
     locked = {c.id: {k: v.clone() for k, v in c.params.items()} for c in path_before.components}
     assert main(["add-task", str(d), "builtin:glyph_digits"]) == 0
-    store, after = load(d)
+    store, after = stored(d, tensors=True)
     (path_after,) = after.population["digits"]
     assert path_after.id == path_before.id
     assert torch.equal(logits(after.arch, path_after, batch), ref)
@@ -136,7 +129,7 @@ def test_tensorboard_scalars_are_written_when_tensorboard_is_installed(two_task_
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     assert {"digits/test_accuracy", "glyph_digits/candidate_val_accuracy"} <= tags
-    store, state = load(two_task_system)
+    store, state = stored(two_task_system, tensors=True)
     (best,) = state.population["digits"]
     last = acc.Scalars("digits/test_accuracy")[-1]
     assert last.step == 1 and abs(last.value - best.metrics["test_quality"]) < 1e-6

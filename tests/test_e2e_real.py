@@ -10,9 +10,9 @@ import timm
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from tiny import stored
 
 from munet.cli import main
-from munet.store.system import SystemStore
 
 TINY = [
     "task_iterations=1",
@@ -66,9 +66,7 @@ def test_timm_root_with_weights_file_on_imagefolder_and_torchvision_tasks(tmp_pa
         *TINY,
     ]
     assert main(args) == 0, capsys.readouterr().err
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(d)
     assert set(state.population) == {"shapes", "mnist"}
     assert state.arch.depth == 12 and state.arch.embed_dim == 192
     # P_ref from the model itself: patch embed + cls + 5 positions + 12 blocks + norm + 2-way head

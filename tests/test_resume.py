@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tiny import SEED, tiny_args
+from tiny import SEED, stored, tiny_args
 
 from munet.cli import main
 from munet.store.system import SystemStore
@@ -24,9 +24,7 @@ LONGER = ("candidates_per_iteration=6", "validation_interval_cap=30")  # long en
 
 def fingerprint(d: Path) -> dict:
     """Everything that must match between runs: paths, metrics, locks and tensor hashes."""
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(d)
     comps = state.live_components()
     out = {
         "iterations": dict(state.iterations_done),
@@ -178,9 +176,7 @@ def test_torn_journal_line_is_dropped_and_the_run_resumes(tmp_path, reference):
 def test_truncated_blob_is_reported_not_loaded(tmp_path, capsys):
     d = tmp_path / "s"
     assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(d)
     (path,) = state.population["digits"]
     head = path.component("head").id
     blob = store.blobs.path(head)
@@ -199,9 +195,7 @@ def test_check_detects_a_tampered_tensor(tmp_path, capsys):
 
     d = tmp_path / "s"
     assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(d)
     head = state.population["digits"][0].component("head").id
     f = store.blobs.path(head)
     tensors = load_file(str(f))

@@ -106,6 +106,15 @@ class NullRecorder:
         pass
 
 
+def stored(system: Path, tensors: bool = False) -> tuple[Any, Any]:
+    """(store, state) of a system directory, read as munet reads it (tensors only if asked)."""
+    from munet.store.system import SystemStore
+
+    store = SystemStore(system)
+    store.read()
+    return store, store.load_state(load_tensors=tensors)
+
+
 def micro_state(**settings: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(root, state, settings, ds): the builtin:vit_micro root, a system holding only it (torch
     tensors), its Settings (``settings`` sets fields) and the default data hyperparameters."""

@@ -8,18 +8,16 @@ import shutil
 
 import numpy as np
 import pytest
+from tiny import stored
 
 from munet.cli import main
-from munet.store.system import SystemStore
 from munet.system.score import accounted_params
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def retained(d):
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    _, state = stored(d)
     return {t: ps[0] for t, ps in state.population.items()}
 
 

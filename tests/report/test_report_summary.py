@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny import pure_state
+from tiny import pure_state, stored
 
 from munet.report.plot_evolution import acceptance, lineage_hparams
 from munet.report.plot_tradeoff import pareto_front
@@ -25,18 +25,11 @@ from munet.report.summary import (
     lineage,
     load_summary,
 )
-from munet.store.system import SystemStore
 from munet.system.assemble import assemble_child
 from munet.system.baselines import Method, assemble_baseline_child
 from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, private_params
 from munet.system.state import NullOps
-
-
-def stored(d):
-    store = SystemStore(d)
-    store.read()
-    return store, store.load_state(load_tensors=False)
 
 
 def csv_rows(d):

@@ -8,20 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from tiny import stored
 
 import munet
 from munet.errors import StoreError
 from munet.serve.app import ServeSettings, create_app
-from munet.store.system import SystemStore
 
 
 @pytest.fixture
 def damaged_dir(tmp_path: Path, synthetic_dir: Path) -> tuple[Path, int]:
     d = tmp_path / "system"
     shutil.copytree(synthetic_dir, d)
-    store = SystemStore(d)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(d)
     head = state.population["beta"][0].component("head").id  # private to beta
     store.blobs.path(head).write_bytes(b"not a safetensors file")
     return d, head

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tiny import tiny_args
+from tiny import stored, tiny_args
 
 from munet.cli import main
 from munet.errors import StoreError
@@ -78,9 +78,7 @@ def test_resume_after_losing_the_last_snapshot_line(system: Path, capsys) -> Non
 
 
 def test_a_damaged_blob_names_the_tasks_that_use_it(system: Path) -> None:
-    store = SystemStore(system)
-    store.read()
-    state = store.load_state(load_tensors=False)
+    store, state = stored(system)
     head = state.population["glyph_digits"][0].component("head").id
     store.blobs.path(head).write_bytes(b"garbage")
     problems = check_system(system)
