@@ -196,7 +196,7 @@ def evolve_system(
             seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
         )
         policy, settings, validations = configure_method(
-            method, settings, cfg.validations_per_candidate
+            method, settings, cfg.validations_per_candidate, cfg.baseline_budget
         )
         trainer = executor.start(
             root.arch,
