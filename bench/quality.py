@@ -283,7 +283,8 @@ def matched(cell: Cell, match: str) -> Cell:
 # ---- running ----------------------------------------------------------------------------------
 def execute(cell: Cell) -> dict[str, Any]:
     """Run (or resume) one cell and write its result file; returns the result."""
-    from munet.train.peft_lora import is_lora, parse_lora, run_lora
+    from munet.runner import run_lora
+    from munet.train.peft_lora import is_lora, parse_lora
 
     t0 = time.time()
     if is_lora(cell.method):

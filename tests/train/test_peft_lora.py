@@ -13,6 +13,7 @@ from munet.data.task import TaskData  # noqa: E402
 from munet.model.ops import TorchOps  # noqa: E402
 from munet.model.root import load_root  # noqa: E402
 from munet.model.vit import build_model  # noqa: E402
+from munet.runner import run_lora  # noqa: E402
 from munet.system.arch import RootArch  # noqa: E402
 from munet.system.baselines import (  # noqa: E402
     BaselineBudget,
@@ -28,7 +29,6 @@ from munet.train.peft_lora import (  # noqa: E402
     lora_image_flops,
     param_counts,
     parse_lora,
-    run_lora,
     train_lora_task,
     wrap_lora,
 )
@@ -182,11 +182,11 @@ def test_training_moves_lora_b_norm_and_head_but_not_base_weights(root):
 
 
 def test_run_lora_writes_one_json_per_task_and_resumes(tmp_path, monkeypatch):
-    import munet.data.load as load
+    import munet.runner
     import munet.train.peft_lora as mod
 
     calls = []
-    monkeypatch.setattr(load, "load_tasks", lambda specs: {"bands": task_data()})
+    monkeypatch.setattr(munet.runner, "load_tasks", lambda specs: {"bands": task_data()})
     real = mod.train_lora_task
 
     def counted(*a, **k):

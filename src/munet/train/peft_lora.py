@@ -19,11 +19,9 @@ the frozen root is shared by the tasks of the run (each counts ``root / T``).
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path as FsPath
 from typing import Any
 
 import torch
@@ -40,8 +38,6 @@ from munet.system.baselines import (
     Method,
     assemble_baseline_child,
     image_flops,
-    matched_budget,
-    scaled_budget,
 )
 from munet.system.hparams import data_hparams
 from munet.system.rng import derive_seed
@@ -368,98 +364,3 @@ def _validate(
             out = model(x)
         accs.append(float((out.argmax(-1) == y).float().mean()))
     return sum(accs) / len(accs)
-
-
-def run_lora(
-    directory: str | FsPath,
-    recipe: LoraRecipe,
-    overrides: Mapping[str, Any] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> list[LoraTaskResult]:
-    """The LoRA baseline for every task of the config ``overrides`` describe (the same keys as
-    ``munet evolve``: root, tasks, seed, budget, batch size, ``baseline_budget`` …).
-
-    One ``<task>.json`` per task under ``directory``: a rerun skips the tasks already done, so a
-    killed run resumes; a file written under a different configuration is an error."""
-    from munet.config import build_config
-    from munet.data.load import load_tasks
-    from munet.model.ops import TorchOps
-    from munet.model.root import load_root
-    from munet.runner import fit_image_size
-    from munet.store.atomic import atomic_write_json
-    from munet.system.state import make_root_state
-    from munet.train.device import configure_threads, resolve_device
-
-    say = log or (lambda _: None)
-    directory = FsPath(directory)
-    cfg = build_config(None, {**(overrides or {}), "method": "finetune-all"})
-    configure_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    root = load_root(cfg.root, log=say, weights=cfg.root_weights)
-    fit_image_size(cfg, root.arch.patch_size)
-    budget = scaled_budget(
-        matched_budget(
-            cfg.task_iterations,
-            cfg.candidates_per_iteration,
-            cfg.generation_batch_size,
-            cfg.validations_per_candidate,
-        ),
-        cfg.baseline_budget,
-    )
-    key = {
-        "recipe": asdict(recipe),
-        "root": cfg.root,
-        "tasks": list(cfg.tasks),
-        "seed": cfg.seed,
-        "batch_size": cfg.batch_size,
-        "replicas": budget.replicas,
-        "validations": budget.validations,
-        "validation_interval_cap": cfg.validation_interval_cap,
-        "validation_batches": cfg.validation_batches,
-        "hparams": cfg.default_hparams(),
-        "head_init": cfg.head_init,
-    }
-    directory.mkdir(parents=True, exist_ok=True)
-    tasks = load_tasks(cfg.tasks)
-    ops = TorchOps()
-    state = make_root_state(root.arch, root.params, cfg.default_hparams(), ops)
-    results = []
-    for name, data in tasks.items():
-        file = directory / f"{_file_name(name)}.json"
-        if file.exists():
-            done = LoraTaskResult.from_json(json.loads(file.read_text()))
-            if json.loads(json.dumps(done.key)) != json.loads(json.dumps(key)):
-                raise ValueError(
-                    f"{file} was written under another configuration; use a new directory"
-                )
-            results.append(done)
-            continue
-        say(
-            f"lora:{recipe.rank} {name}: {budget.replicas} replicas × {budget.validations} "
-            "validation intervals"
-        )
-        res = train_lora_task(
-            root.arch,
-            state,
-            name,
-            data,
-            recipe,
-            budget,
-            seed=cfg.seed,
-            defaults=cfg.default_hparams(),
-            batch_size=cfg.batch_size,
-            interval_cap=cfg.validation_interval_cap,
-            validation_batches=cfg.validation_batches,
-            tasks_in_system=len(tasks),
-            head_init=cfg.head_init,
-            device=device,
-            ops=ops,
-        )
-        res.key = key
-        atomic_write_json(file, res.to_json())
-        results.append(res)
-    return results
-
-
-def _file_name(task: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task)
