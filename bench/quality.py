@@ -1,33 +1,57 @@
-"""Quality benchmark: muNet against the baselines of spec §7.4 at matched compute.
+"""Quality benchmark: muNet against the baselines at matched compute, over a budget sweep.
 
-Every (method, seed) pair is one system evolved by the same engine (``munet evolve --method``);
-baselines get exactly the training images muNet's evolution of each task consumes. The table
-gives, per method, the mean test accuracy over tasks (mean ± std over seeds), parameters per
-task, training images and wall time; the PNG is accuracy vs parameters per task with the Pareto
-front. Systems are stored under ``--out`` and resumed, so a rerun only trains what is missing.
+A *cell* is one (budget, method, seed): one system evolved by the engine (``munet evolve
+--method``), or for ``lora:R`` the LoRA baseline through Hugging Face PEFT
+(:mod:`munet.train.peft_lora`) on every task. A budget ``b`` multiplies muNet's task iterations
+(the config's, 2 by default: ``--budgets 0.5,1,2`` runs 1, 2 and 4 task iterations per task).
+Baselines are matched to muNet (the ``munet`` cell of the same budget and seed):
 
-    .venv/bin/python bench/quality.py                       # full: 6 tasks, 3 seeds, defaults
-    .venv/bin/python bench/quality.py --quick               # the reduced run of RESULTS-quality
-    .venv/bin/python bench/quality.py --tasks builtin:digits --seeds 2 \\
+* ``--match images``: the training images muNet's budget trains (spec §7.4, the paper's rule);
+* ``--match flops``: the training + validation FLOPs muNet's cell spent (munet runs first; a
+  baseline's ``baseline_budget`` = muNet's FLOPs ÷ the baseline's FLOPs at equal images).
+
+Every finished cell writes ``OUT/b<b>/<method>/seed<k>.json``; a rerun skips finished cells and
+resumes unfinished systems (and LoRA tasks), so a killed run loses at most one candidate batch.
+``OUT/results.csv`` has every cell; ``OUT/quality.md`` a table per budget (mean ± std over
+seeds); the sweep plot (test accuracy against budget and against FLOPs, per method) and the
+Pareto plot (accuracy against parameters per task, at budget 1) go to ``--img-dir``.
+
+    .venv/bin/python bench/quality.py --img-dir docs/img         # full: 6 tasks, 3 seeds
+    .venv/bin/python bench/quality.py --quick --budgets 1        # the reduced run
+    .venv/bin/python bench/quality.py --tasks builtin:digits --seeds 1 --budgets 1 \\
         --budget task_iterations=1 candidates_per_iteration=4
 
-A method ``NAME@S`` runs method NAME with scale factor S (e.g. ``munet@0.5``).
+A method ``NAME@S`` runs method NAME with scale factor S (e.g. ``munet@0.9``).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-DEFAULT_METHODS = ["munet", "munet@0.5", "finetune-all", "freeze-bottom:2", "adapters:16"]
+DEFAULT_METHODS = [
+    "munet",
+    "munet@0.9",
+    "munet@0.7",
+    "munet-no-autotune",
+    "finetune-all",
+    "freeze-bottom:2",
+    "adapters:16",
+    "lora:8",
+]
+#: the cell every baseline of the same budget and seed is matched to
+REFERENCE = "munet"
+MATCHES = ("images", "flops")
 QUICK_TASKS = "builtin:digits,builtin:glyph_digits,builtin:glyph_greek"
 QUICK_BUDGET = [
     "task_iterations=2",
@@ -39,11 +63,56 @@ QUICK_BUDGET = [
 
 
 @dataclass(frozen=True)
-class Run:
-    method: str  # as given, e.g. "munet@0.5"
+class Cell:
+    """One (budget, method, seed): where it lives and the config it runs with."""
+
+    budget: float
+    method: str  # as given, e.g. "munet@0.9"
     seed: int
-    directory: Path
+    out: Path
     overrides: dict[str, Any]
+
+    @property
+    def directory(self) -> Path:
+        """The system (or LoRA task files) of this cell."""
+        return self.out / budget_name(self.budget) / slug(self.method) / f"seed{self.seed}"
+
+    @property
+    def result_file(self) -> Path:
+        return self.directory.with_name(f"seed{self.seed}.json")
+
+    @property
+    def wall_file(self) -> Path:
+        """Wall seconds spent on this cell, summed over (resumed) bench invocations."""
+        return self.directory.with_name(f"wall-seed{self.seed}.json")
+
+    @property
+    def is_reference(self) -> bool:
+        return self.method == REFERENCE
+
+    @property
+    def is_baseline(self) -> bool:
+        return not self.method.partition("@")[0].startswith("munet")
+
+
+# ---- planning ---------------------------------------------------------------------------------
+def budget_name(budget: float) -> str:
+    return f"b{budget:g}"
+
+
+def slug(method: str) -> str:
+    return method.replace(":", "-").replace("@", "-s")
+
+
+def parse_budgets(text: str) -> list[float]:
+    """``0.5,1,2`` → [0.5, 1.0, 2.0]; each must be > 0."""
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        out = []
+    if not out or any(not b > 0 for b in out):
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive numbers, e.g. 0.5,1,2")
+    return out
 
 
 def method_overrides(method: str) -> dict[str, Any]:
@@ -54,110 +123,365 @@ def method_overrides(method: str) -> dict[str, Any]:
     return out
 
 
-def slug(method: str) -> str:
-    return method.replace(":", "-").replace("@", "-s")
+def budget_overrides(base: Mapping[str, Any], budget: float) -> dict[str, Any]:
+    """``base`` with muNet's task iterations multiplied by ``budget`` (rounded, at least 1)."""
+    from munet.config import Config
+
+    iterations = int(base.get("task_iterations", Config().task_iterations))
+    return {**base, "task_iterations": max(1, round(iterations * budget))}
 
 
-def plan(args: argparse.Namespace) -> list[Run]:
+def base_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config every cell shares: ``--budget`` overrides and ``--tasks``."""
     from munet.config import parse_overrides
 
-    budget = parse_overrides(args.budget)
-    runs = []
-    for seed in range(args.seeds):
-        for method in args.methods:
-            overrides = {**budget, **method_overrides(method), "seed": seed}
-            if args.tasks:
-                overrides["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
-            runs.append(Run(method, seed, args.out / slug(method) / f"seed{seed}", overrides))
-    return runs
+    base = parse_overrides(args.budget)
+    if args.tasks:
+        base["tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    return base
 
 
-def wall_file(run: Run) -> Path:
-    """Wall seconds spent evolving a system, summed over (resumed) bench invocations."""
-    return run.directory.parent / f"wall-{run.directory.name}.json"
+def plan(args: argparse.Namespace) -> list[Cell]:
+    """Every cell, reference cells (munet) first so that baselines can be matched to them."""
+    base = base_overrides(args)
+    cells = [
+        Cell(
+            b,
+            m,
+            seed,
+            args.out,
+            {**budget_overrides(base, b), **method_overrides(m), "seed": seed},
+        )
+        for b in args.budgets
+        for seed in range(args.seeds)
+        for m in args.methods
+    ]
+    return sorted(cells, key=lambda c: not c.is_reference)
 
 
-def execute(run: Run) -> float:
-    """Evolve one system (resuming if present); returns this call's wall seconds."""
-    from munet.runner import evolve_system
+def pending(cells: Sequence[Cell]) -> list[Cell]:
+    """The cells without a result file (a rerun skips the others)."""
+    return [c for c in cells if not c.result_file.exists()]
+
+
+def check_out(out: Path, match: str, base: Mapping[str, Any]) -> None:
+    """A bench directory holds one match rule and one base config: record them on first use,
+    refuse a rerun with others (budgets, seeds and methods may be added)."""
+    want = {"match": match, "overrides": dict(base)}
+    file = out / "bench.json"
+    if file.exists():
+        have = json.loads(file.read_text())
+        if have != json.loads(json.dumps(want)):
+            raise SystemExit(
+                f"{out} holds a bench run with {have}; this one is {want}: use another --out"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(want, indent=1))
+
+
+# ---- matching by FLOPs ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskShape:
+    """What a task's training cost depends on besides the model."""
+
+    name: str
+    num_classes: int
+    interval: int  # training batches per validation interval
+    val_images: int  # images per validation
+
+
+def baseline_flops(
+    train_per_image: float,
+    eval_per_image: float,
+    replicas: int,
+    validations: int,
+    shape: TaskShape,
+    batch_size: int,
+) -> float:
+    """FLOPs the trainer counts for a baseline on one task: every replica trains
+    ``validations × interval`` batches and validates ``validations`` times."""
+    per_interval = shape.interval * batch_size * train_per_image + shape.val_images * eval_per_image
+    return replicas * validations * per_interval
+
+
+def flops_scale(reference_flops: float, unit_flops: float) -> float:
+    """``baseline_budget`` that makes a baseline spend ``reference_flops``, given its FLOPs at
+    ``baseline_budget = 1`` (the images match)."""
+    if unit_flops <= 0 or reference_flops <= 0:
+        raise ValueError("FLOPs must be positive to match them")
+    return reference_flops / unit_flops
+
+
+def unit_flops(method: str, overrides: Mapping[str, Any]) -> float:
+    """A baseline's FLOPs over every task at ``baseline_budget = 1``, from the trainer's count
+    (:func:`munet.system.baselines.image_flops`; LoRA adds its low-rank products)."""
+    from munet.config import build_config
+    from munet.data.load import load_tasks
+    from munet.data.pipeline import val_subset
+    from munet.model.root import load_root
+    from munet.runner import fit_image_size
+    from munet.system.baselines import (
+        baseline_hparams,
+        image_flops,
+        matched_budget,
+        parse_method,
+        trainable_names,
+    )
+    from munet.train.peft_lora import is_lora, lora_image_flops, parse_lora
+    from munet.train.trainer import TrainSettings
+
+    cfg = build_config(None, {**overrides, "method": "finetune-all"})
+    root = load_root(cfg.root, log=lambda _: None, weights=cfg.root_weights)
+    fit_image_size(cfg, root.arch.patch_size)
+    budget = matched_budget(
+        cfg.task_iterations,
+        cfg.candidates_per_iteration,
+        cfg.generation_batch_size,
+        cfg.validations_per_candidate,
+    )
+    ts = TrainSettings(batch_size=cfg.batch_size, interval_cap=cfg.validation_interval_cap)
+    total = 0.0
+    for name, data in load_tasks(cfg.tasks).items():
+        hp = {**cfg.default_hparams(), "num_layers": root.arch.depth, "adapter_layers": []}
+        hp["num_classes"] = data.num_classes
+        if is_lora(method):
+            f = lora_image_flops(root.arch, hp, parse_lora(method).rank)
+        else:
+            m = parse_method(method.partition("@")[0])
+            hp = baseline_hparams(m, hp)
+            f = image_flops(root.arch, hp, trainable_names(m, root.arch.component_names(hp)))
+        _, vy, _ = val_subset(data, cfg.batch_size, cfg.validation_batches)
+        shape = TaskShape(name, data.num_classes, ts.interval(len(data.train_y)), len(vy))
+        total += baseline_flops(
+            f.train, f.eval, budget.replicas, budget.validations, shape, cfg.batch_size
+        )
+    return total
+
+
+def matched(cell: Cell, match: str) -> Cell:
+    """``cell`` with its ``baseline_budget`` set for the match (baselines under --match flops;
+    every other cell is returned as is)."""
+    if match != "flops" or not cell.is_baseline:
+        return cell
+    ref = Cell(cell.budget, REFERENCE, cell.seed, cell.out, {})
+    if not ref.result_file.exists():
+        raise SystemExit(
+            f"--match flops: {cell.method} needs {ref.result_file} (run {REFERENCE} with it)"
+        )
+    reference = json.loads(ref.result_file.read_text())["flops"]
+    scale = flops_scale(reference, unit_flops(cell.method, cell.overrides))
+    return Cell(
+        cell.budget,
+        cell.method,
+        cell.seed,
+        cell.out,
+        {**cell.overrides, "baseline_budget": round(scale, 6)},
+    )
+
+
+# ---- running ----------------------------------------------------------------------------------
+def execute(cell: Cell) -> dict[str, Any]:
+    """Run (or resume) one cell and write its result file; returns the result."""
+    from munet.runner import run_lora
+    from munet.train.peft_lora import is_lora, parse_lora
 
     t0 = time.time()
-    outcome = evolve_system(
-        run.directory, None, run.overrides, log=lambda _: None, show_progress=False
-    )
+    if is_lora(cell.method):
+        results = run_lora(cell.directory, parse_lora(cell.method), cell.overrides)
+        trained = True
+    else:
+        from munet.runner import evolve_system
+
+        outcome = evolve_system(
+            cell.directory, None, cell.overrides, log=lambda _: None, show_progress=False
+        )
+        trained = bool(outcome.trained)
+        results = None
     seconds = time.time() - t0
-    if outcome.trained:  # a rerun that only reopens a finished system costs nothing
-        wall = wall_file(run)
-        previous = json.loads(wall.read_text())["seconds"] if wall.exists() else 0.0
-        wall.write_text(json.dumps({"seconds": previous + seconds}))
-    return seconds
+    wall = json.loads(cell.wall_file.read_text())["seconds"] if cell.wall_file.exists() else 0.0
+    if trained:  # a rerun that only reopens a finished system costs nothing
+        wall += seconds
+        cell.wall_file.write_text(json.dumps({"seconds": wall}))
+    result = lora_result(cell, results) if results is not None else system_result(cell)
+    result["wall_s"] = wall
+    cell.result_file.write_text(json.dumps(result, indent=1))
+    return result
 
 
-def mean_std(xs: list[float]) -> tuple[float, float]:
+def cell_header(cell: Cell) -> dict[str, Any]:
+    return {
+        "budget": cell.budget,
+        "method": cell.method,
+        "seed": cell.seed,
+        "baseline_budget": float(cell.overrides.get("baseline_budget", 1.0)),
+        "task_iterations": cell.overrides.get("task_iterations"),
+        "overrides": cell.overrides,
+    }
+
+
+def system_result(cell: Cell) -> dict[str, Any]:
+    """A stored system reduced to the bench's numbers."""
+    from munet.report.summary import load_summary
+
+    s = load_summary(cell.directory)
+    return {
+        **cell_header(cell),
+        "acc": s.mean_test_accuracy or 0.0,
+        "val": s.mean_val_accuracy or 0.0,
+        "params": s.params_per_task,
+        "images": s.images,
+        "flops": s.flops,
+        "train_s": s.seconds,
+        "per_task": {r.task: r.test_accuracy or 0.0 for r in s.rows},
+    }
+
+
+def lora_result(cell: Cell, results: Sequence[Any]) -> dict[str, Any]:
+    """The LoRA baseline's task results reduced to the bench's numbers (same accounting)."""
+    n = max(1, len(results))
+    return {
+        **cell_header(cell),
+        "acc": sum(r.test_accuracy for r in results) / n,
+        "val": sum(r.val_accuracy for r in results) / n,
+        "params": sum(r.accounted_params for r in results) / n,
+        "images": sum(r.images for r in results),
+        "flops": sum(r.flops for r in results),
+        "train_s": sum(r.seconds for r in results),
+        "per_task": {r.task: r.test_accuracy for r in results},
+    }
+
+
+def run_cells(cells: Sequence[Cell], match: str, jobs: int) -> None:
+    """Reference cells first (all of them, in parallel up to ``jobs``), then the rest."""
+    for phase in (
+        [c for c in cells if c.is_reference],
+        [c for c in cells if not c.is_reference],
+    ):
+        todo = [matched(c, match) for c in pending(phase)]
+        if jobs > 1 and len(todo) > 1:
+            with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+                for cell, res in zip(todo, pool.map(execute, todo), strict=True):
+                    report_cell(cell, res)
+        else:
+            for cell in todo:
+                report_cell(cell, execute(cell))
+
+
+def report_cell(cell: Cell, res: Mapping[str, Any]) -> None:
+    print(
+        f"{cell.directory}: test acc {res['acc']:.4f}, {res['params']:,.0f} params/task, "
+        f"{res['flops'] / 1e12:.3g} TFLOPs, {res['wall_s']:.0f} s",
+        flush=True,
+    )
+
+
+# ---- tables and plots -------------------------------------------------------------------------
+def load_results(cells: Sequence[Cell]) -> list[dict[str, Any]]:
+    return [json.loads(c.result_file.read_text()) for c in cells if c.result_file.exists()]
+
+
+def mean_std(xs: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def aggregate(runs: list[Run]) -> list[dict[str, Any]]:
-    """Per method: accuracy, size and compute over its seeds."""
-    from munet.report.summary import load_summary
-
-    out = []
-    for method in dict.fromkeys(r.method for r in runs):
-        mine = [r for r in runs if r.method == method]
-        sums = [load_summary(r.directory, f"{slug(method)}/seed{r.seed}") for r in mine]
-        walls = []
-        for r in mine:
-            wall = wall_file(r)
-            walls.append(json.loads(wall.read_text())["seconds"] if wall.exists() else 0.0)
-        acc = mean_std([s.mean_test_accuracy or 0.0 for s in sums])
-        tasks = [row.task for row in sums[0].rows]
-        out.append(
+def aggregate(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (budget, method) over its seeds, in the order first seen."""
+    groups: dict[tuple[float, str], list[Mapping[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((float(r["budget"]), r["method"]), []).append(r)
+    rows = []
+    for (budget, method), rs in groups.items():
+        tasks = list(rs[0]["per_task"])
+        rows.append(
             {
+                "budget": budget,
                 "method": method,
-                "seeds": len(sums),
-                "acc": acc,
-                "val": mean_std([s.mean_val_accuracy or 0.0 for s in sums]),
-                "params": mean_std([s.params_per_task for s in sums]),
-                "images": statistics.fmean(s.images for s in sums),
-                "tflops": statistics.fmean(
-                    sum(float(c.flops or 0.0) for c in s.candidates) / 1e12 for s in sums
-                ),
-                "train_s": statistics.fmean(s.seconds for s in sums),
-                "wall_s": statistics.fmean(walls),
-                "per_task": {
-                    t: mean_std(
-                        [next(x.test_accuracy for x in s.rows if x.task == t) or 0.0 for s in sums]
-                    )
-                    for t in tasks
-                },
+                "seeds": len(rs),
+                "acc": mean_std([r["acc"] for r in rs]),
+                "val": mean_std([r["val"] for r in rs]),
+                "params": mean_std([r["params"] for r in rs]),
+                "images": statistics.fmean(r["images"] for r in rs),
+                "tflops": statistics.fmean(r["flops"] / 1e12 for r in rs),
+                "baseline_budget": statistics.fmean(r["baseline_budget"] for r in rs),
+                "train_s": statistics.fmean(r["train_s"] for r in rs),
+                "wall_s": statistics.fmean(r["wall_s"] for r in rs),
+                "per_task": {t: mean_std([r["per_task"].get(t, 0.0) for r in rs]) for t in tasks},
             }
         )
-    return out
+    return rows
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = [
-        "| method | seeds | test acc (mean ± std) | val acc | params per task | "
-        "train images / system | train TFLOPs / system | train s / system | wall s / system |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {r['seeds']} | {r['acc'][0]:.4f} ± {r['acc'][1]:.4f} | "
-            f"{r['val'][0]:.4f} | {r['params'][0]:,.0f} | {r['images']:,.0f} | "
-            f"{r['tflops']:.1f} | {r['train_s']:.0f} | {r['wall_s']:.0f} |"
-        )
-    tasks = list(rows[0]["per_task"]) if rows else []
-    lines += ["", "Per task, test accuracy (mean ± std over seeds):", ""]
-    lines.append("| method | " + " | ".join(tasks) + " |")
-    lines.append("| --- |" + " ---: |" * len(tasks))
-    for r in rows:
-        cells = [f"{r['per_task'][t][0]:.4f} ± {r['per_task'][t][1]:.4f}" for t in tasks]
-        lines.append(f"| {r['method']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A table per budget (and the per-task accuracies under it)."""
+    parts = []
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        mine = [r for r in rows if r["budget"] == budget]
+        parts += [
+            f"### Budget × {budget:g}",
+            "",
+            "| method | seeds | test acc (mean ± std) | val acc | params per task | "
+            "train images / system | train TFLOPs / system | baseline budget | "
+            "train s / system | wall s / system |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for r in mine:
+            parts.append(
+                f"| {r['method']} | {r['seeds']} | {r['acc'][0]:.4f} ± {r['acc'][1]:.4f} | "
+                f"{r['val'][0]:.4f} | {r['params'][0]:,.0f} | {r['images']:,.0f} | "
+                f"{r['tflops']:.3g} | {r['baseline_budget']:.3g} | {r['train_s']:.0f} | "
+                f"{r['wall_s']:.0f} |"
+            )
+        tasks = list(mine[0]["per_task"])
+        parts += ["", "Per task, test accuracy (mean ± std over seeds):", ""]
+        parts.append("| method | " + " | ".join(tasks) + " |")
+        parts.append("| --- |" + " ---: |" * len(tasks))
+        for r in mine:
+            cells = [f"{r['per_task'][t][0]:.4f} ± {r['per_task'][t][1]:.4f}" for t in tasks]
+            parts.append(f"| {r['method']} | " + " | ".join(cells) + " |")
+        parts.append("")
+    return "\n".join(parts)
 
 
-def pareto_png(rows: list[dict[str, Any]], path: Path) -> Path:
+def write_csv(results: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    cols = ["budget", "method", "seed", "acc", "val", "params", "images", "flops"]
+    cols += ["baseline_budget", "task_iterations", "train_s", "wall_s"]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(results)
+    return path
+
+
+def sweep_png(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Test accuracy (mean ± std over seeds) against the budget and against training FLOPs."""
+    from munet.report import figure
+
+    plt = figure.pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for method, colour in zip(methods, figure.colours(len(methods)), strict=True):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
+        acc = [r["acc"][0] for r in mine]
+        err = [r["acc"][1] for r in mine]
+        style = {"color": colour, "marker": "o", "capsize": 3, "label": method}
+        left.errorbar([r["budget"] for r in mine], acc, yerr=err, **style)
+        right.errorbar([r["tflops"] for r in mine], acc, yerr=err, **style)
+    budgets = sorted({r["budget"] for r in rows})
+    left.set_xscale("log", base=2)
+    left.set_xticks(budgets, [f"{b:g}" for b in budgets])
+    left.minorticks_off()
+    left.set_xlabel("budget (× muNet's default task iterations)")
+    figure.log_x_axis(right, [r["tflops"] for r in rows])
+    right.set_xlabel("training + validation TFLOPs per system")
+    left.set_ylabel("mean test accuracy over tasks")
+    left.set_title("accuracy vs budget")
+    right.set_title("accuracy vs compute")
+    right.legend(loc="lower right")
+    return figure.save(fig, path)
+
+
+def pareto_png(rows: Sequence[Mapping[str, Any]], path: Path, budget: float) -> Path:
     from munet.report.plot_tradeoff import TradeoffPoint, plot_tradeoff
 
     points = [
@@ -170,44 +494,67 @@ def pareto_png(rows: list[dict[str, Any]], path: Path) -> Path:
             params_std=r["params"][1],
         )
         for r in rows
+        if r["budget"] == budget
     ]
     return plot_tradeoff(
         points,
         path,
-        title="muNet vs baselines at matched compute (mean ± std over seeds)",
+        title=f"muNet vs baselines, budget × {budget:g} (mean ± std over seeds)",
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", help="comma-separated task specs (default: the config's six)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per method (0..N-1)")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, help="methods, NAME[@S]")
+    p.add_argument(
+        "--budgets",
+        type=parse_budgets,
+        default=[0.5, 1.0, 2.0],
+        help="budget multipliers of muNet's task iterations, e.g. 0.5,1,2",
+    )
+    p.add_argument("--match", choices=MATCHES, default="flops", help="what baselines match")
     p.add_argument("--budget", nargs="*", default=[], metavar="key=value", help="config overrides")
     p.add_argument("--quick", action="store_true", help="the reduced run: 3 tasks, small budget")
-    p.add_argument("--out", type=Path, default=Path("bench/out/quality"), help="systems + table")
-    p.add_argument("--jobs", type=int, default=1, help="systems trained in parallel processes")
+    p.add_argument("--out", type=Path, default=Path("bench/out/quality"), help="cells + tables")
+    p.add_argument("--img-dir", type=Path, help="where the PNGs go (default: --out)")
+    p.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
     args = p.parse_args(argv)
     if args.quick:
         args.tasks = args.tasks or QUICK_TASKS
         args.budget = QUICK_BUDGET + args.budget
-    runs = plan(args)
+    if args.seeds < 1:
+        p.error("--seeds must be >= 1")
+    if args.match == "flops" and REFERENCE not in args.methods:
+        p.error(f"--match flops matches baselines to {REFERENCE}: list it in --methods")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_out(args.out, args.match, base_overrides(args))
+    cells = plan(args)
     t0 = time.time()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-            for run, sec in zip(runs, pool.map(execute, runs), strict=True):
-                print(f"{run.directory}: {sec:.0f} s", flush=True)
-    else:
-        for run in runs:
-            print(f"{run.directory}: {execute(run):.0f} s", flush=True)
-    rows = aggregate(runs)
+    run_cells(cells, args.match, args.jobs)
+    results = load_results(cells)
+    rows = aggregate(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(results, args.out / "results.csv")
     table = markdown(rows)
-    png = pareto_png(rows, args.out / "quality-pareto.png")
     (args.out / "quality.md").write_text(
-        f"Command: {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}\n\n{table}\n"
+        f"Command: {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}\n"
+        f"Match: {args.match}\n\n{table}\n"
     )
+    img = args.img_dir or args.out
+    sweep = sweep_png(rows, img / "quality-sweep.png")
+    middle = min(args.budgets, key=lambda b: abs(b - 1.0))
+    pareto = pareto_png(rows, img / "quality-pareto.png", middle)
     print(table)
-    print(f"total wall {time.time() - t0:.0f} s; table {args.out / 'quality.md'}; plot {png}")
+    print(
+        f"total wall {time.time() - t0:.0f} s; table {args.out / 'quality.md'}; "
+        f"plots {sweep}, {pareto}"
+    )
     return 0
 
 

@@ -13,13 +13,17 @@ from munet.config import build_config
 from munet.errors import ConfigError
 from munet.store.check import check_locks
 from munet.system.baselines import (
+    BaselineBudget,
     BaselinePolicy,
+    Flops,
     Method,
     assemble_baseline_child,
     check_method_fits,
     configure_method,
+    image_flops,
     matched_budget,
     parse_method,
+    scaled_budget,
     trainable_names,
 )
 from munet.system.component import NOT_TRAINABLE
@@ -191,3 +195,34 @@ def test_freeze_bottom_end_to_end_matches_munets_training_images(tmp_path, two_t
     assert check_locks(state) == []
     # resume refuses a method change
     assert main(tiny_args(d, "builtin:digits,builtin:glyph_digits", "--method", "munet")) == 2
+
+
+def test_baseline_budget_scales_each_replicas_intervals_rounded_and_at_least_one():
+    b = matched_budget(2, 8, 4, 4)  # 4 replicas x 16 intervals
+    assert scaled_budget(b, 1.0) is b
+    assert scaled_budget(b, 0.5) == BaselineBudget(4, 8)
+    assert scaled_budget(b, 1.3) == BaselineBudget(4, 21)  # round(20.8)
+    assert scaled_budget(b, 0.001) == BaselineBudget(4, 1)
+    _, s = new_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
+    _, _, v = configure_method(Method("adapters", 4), s, validations=3, budget_scale=0.5)
+    assert v == 6  # 12 matched intervals x 0.5
+    _, _, v = configure_method(Method("munet"), s, validations=3, budget_scale=0.5)
+    assert v == 3  # muNet is never scaled
+    with pytest.raises(ConfigError, match="baseline_budget"):
+        build_config(None, {"baseline_budget": 0})
+
+
+def test_image_flops_follow_the_trainers_rule_forward_below_the_lowest_trainable_stage():
+    hp = {"num_layers": 3, "ds_image_size": 32, "num_classes": 10, "adapter_layers": [1]}
+    hp["adapter_dim"] = 8
+    names = TI3.component_names(hp)
+    stages = [n for n in names if n not in ("cls", "posembed_input")]
+    f = {n: TI3.stage_flops(n, hp) for n in stages}
+    total = sum(f.values())
+    assert image_flops(TI3, hp, names) == Flops(3 * total, total)  # finetune-all
+    assert image_flops(TI3, hp, ["cls"]) == Flops(3 * total, total)  # cls joins the embedding
+    low = f["embedding"] + f["encoderblock_0"]
+    assert image_flops(TI3, hp, ["residual_adapter_1", "head"]) == Flops(
+        low + 3 * (total - low), total
+    )
+    assert image_flops(TI3, hp, []) == Flops(total, total)

@@ -43,6 +43,7 @@ FROZEN_KEYS = (
     "force_finetune",
     "generation_batch_size",
     "method",
+    "baseline_budget",
     "augment_defaults",
     "seed_phase",
     "seed_keep",
@@ -57,6 +58,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "seed_phase": "all",
     "min_patches": 1,
     "head_init": "zeros",
+    "baseline_budget": 1.0,
 }
 
 
@@ -92,6 +94,11 @@ class Config:
     )
     method: str = _key(
         "munet", "munet | munet-no-autotune | finetune-all | freeze-bottom:N | adapters:D"
+    )
+    baseline_budget: float = _key(
+        1.0,
+        "a baseline trains this multiple of the images muNet's budget trains (1 = the spec's "
+        "match; bench/quality.py --match flops sets it to match FLOPs)",
     )
     task_iterations: int = _key(2, "task iterations per task (round-robin)")
     candidates_per_iteration: int = _key(8, "candidates trained per task iteration")
@@ -174,6 +181,10 @@ class Config:
             )
         if not 0.0 < self.scale_factor <= 1.0:
             raise ConfigError(f"scale_factor={self.scale_factor} is out of range; use 0 < s <= 1")
+        if not self.baseline_budget > 0.0:
+            raise ConfigError(
+                f"baseline_budget={self.baseline_budget} must be > 0 (1 = muNet's images)"
+            )
         if not 0.0 <= self.mutation_prob <= 1.0:
             raise ConfigError(f"mutation_prob={self.mutation_prob} is out of range; use 0..1")
         if self.augment_defaults not in AUGMENT_DEFAULTS:

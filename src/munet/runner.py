@@ -6,13 +6,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from munet.config import EXECUTION_KEYS, FROZEN_KEYS, Config, build_config, with_legacy
 from munet.data.load import load_tasks, task_meta
 from munet.errors import ConfigError, StoreError
 from munet.events import Callback, RunEnded
 from munet.train.device import configure_threads, resolve_device
+
+if TYPE_CHECKING:
+    from munet.train.peft_lora import LoraRecipe, LoraTaskResult
 
 Log = Callable[[str], None]
 
@@ -196,7 +199,7 @@ def evolve_system(
             seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
         )
         policy, settings, validations = configure_method(
-            method, settings, cfg.validations_per_candidate
+            method, settings, cfg.validations_per_candidate, cfg.baseline_budget
         )
         trainer = executor.start(
             root.arch,
@@ -233,3 +236,100 @@ def evolve_system(
     for callback in callbacks:
         callback(end)
     return outcome
+
+
+def run_lora(
+    directory: str | Path,
+    recipe: LoraRecipe,
+    overrides: dict[str, Any] | None = None,
+    log: Log | None = None,
+) -> list[LoraTaskResult]:
+    """The LoRA baseline (:mod:`munet.train.peft_lora`) for every task of the config that
+    ``overrides`` describe (the keys of ``munet evolve``: root, tasks, seed, budget, batch
+    size, ``baseline_budget`` …).
+
+    One ``<task>.json`` per task under ``directory``: a rerun skips the tasks already done, so a
+    killed run resumes; a file written under a different configuration is an error."""
+    import json
+    from dataclasses import asdict
+
+    from munet.model.ops import TorchOps
+    from munet.model.root import load_root
+    from munet.store.atomic import atomic_write_json
+    from munet.system.baselines import matched_budget, scaled_budget
+    from munet.system.state import make_root_state
+    from munet.train.peft_lora import LoraTaskResult, train_lora_task
+
+    say = log or (lambda _: None)
+    directory = Path(directory)
+    cfg = build_config(None, {**(overrides or {}), "method": "finetune-all"})
+    configure_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    root = load_root(cfg.root, log=say, weights=cfg.root_weights)
+    fit_image_size(cfg, root.arch.patch_size)
+    budget = scaled_budget(
+        matched_budget(
+            cfg.task_iterations,
+            cfg.candidates_per_iteration,
+            cfg.generation_batch_size,
+            cfg.validations_per_candidate,
+        ),
+        cfg.baseline_budget,
+    )
+    key = {
+        "recipe": asdict(recipe),
+        "root": cfg.root,
+        "tasks": list(cfg.tasks),
+        "seed": cfg.seed,
+        "batch_size": cfg.batch_size,
+        "replicas": budget.replicas,
+        "validations": budget.validations,
+        "validation_interval_cap": cfg.validation_interval_cap,
+        "validation_batches": cfg.validation_batches,
+        "hparams": cfg.default_hparams(),
+        "head_init": cfg.head_init,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    tasks = load_tasks(cfg.tasks)
+    ops = TorchOps()
+    state = make_root_state(root.arch, root.params, cfg.default_hparams(), ops)
+    results = []
+    for name, data in tasks.items():
+        file = directory / f"{_file_name(name)}.json"
+        if file.exists():
+            done = LoraTaskResult.from_json(json.loads(file.read_text()))
+            if json.loads(json.dumps(done.key)) != json.loads(json.dumps(key)):
+                raise ValueError(
+                    f"{file} was written under another configuration; use a new directory"
+                )
+            results.append(done)
+            continue
+        say(
+            f"lora:{recipe.rank} {name}: {budget.replicas} replicas × {budget.validations} "
+            "validation intervals"
+        )
+        res = train_lora_task(
+            root.arch,
+            state,
+            name,
+            data,
+            recipe,
+            budget,
+            seed=cfg.seed,
+            defaults=cfg.default_hparams(),
+            batch_size=cfg.batch_size,
+            interval_cap=cfg.validation_interval_cap,
+            validation_batches=cfg.validation_batches,
+            tasks_in_system=len(tasks),
+            head_init=cfg.head_init,
+            device=device,
+            ops=ops,
+        )
+        res.key = key
+        atomic_write_json(file, res.to_json())
+        results.append(res)
+    return results
+
+
+def _file_name(task: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in task)

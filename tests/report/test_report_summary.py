@@ -55,6 +55,8 @@ def test_leaderboard_numbers_equal_the_stored_system(two_task_system):
         assert r.accepted == sum(x["accepted"] == "True" for x in per_task[r.task])
         assert r.images == sum(int(x["images"]) for x in per_task[r.task])
         assert r.seconds == pytest.approx(sum(float(x["seconds"]) for x in per_task[r.task]))
+        assert r.flops == pytest.approx(sum(float(x["flops"]) for x in per_task[r.task]))
+        assert r.flops > 0
     want_ppt = np.mean([accounted_params(state.retained(t)) for t in ("digits", "glyph_digits")])
     assert s.params_per_task == pytest.approx(want_ppt, rel=1e-12)
     assert s.mean_test_accuracy == pytest.approx(
@@ -62,6 +64,14 @@ def test_leaderboard_numbers_equal_the_stored_system(two_task_system):
     )
     assert len(s.candidates) == len(rows) == 12
     assert s.images == sum(int(x["images"]) for x in rows)
+    assert s.flops == pytest.approx(sum(float(x["flops"]) for x in rows))
+    # tasks.csv carries each task's compute beside its retained path
+    tasks_csv = {r["task"]: r for r in csv.DictReader(open(two_task_system / "tasks.csv"))}
+    for r in s.rows:
+        t = tasks_csv[r.task]
+        assert int(t["candidates"]) == r.candidates and int(t["images"]) == r.images
+        assert float(t["flops"]) == pytest.approx(r.flops)
+        assert float(t["seconds"]) == pytest.approx(r.seconds, abs=1e-3)
     assert s.method == "munet" and s.label == "munet"
 
 

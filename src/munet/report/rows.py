@@ -4,10 +4,12 @@ serving API's task info and (with its history) the report's :class:`~munet.repor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from munet.system.component import NOT_TRAINABLE
 from munet.system.path import Path
+from munet.system.record import CandidateRecord
 from munet.system.score import accounted_params, private_params
 from munet.system.state import SystemState
 
@@ -56,6 +58,41 @@ def task_rows(state: SystemState) -> list[dict[str, Any]]:
     return rows
 
 
+def task_compute(records: Iterable[CandidateRecord]) -> dict[str, dict[str, float]]:
+    """Per task, what its candidates cost: how many were trained, training images, seconds and
+    FLOPs (training and validation; ``flops`` is 0 for systems that predate FLOP counting)."""
+    out: dict[str, dict[str, float]] = {}
+    for r in records:
+        t = out.setdefault(r.task, {"candidates": 0, "images": 0, "seconds": 0.0, "flops": 0.0})
+        t["candidates"] += 1
+        t["images"] += int(r.images or 0)
+        t["seconds"] += float(r.seconds or 0.0)
+        t["flops"] += float(r.flops or 0.0)
+    return out
+
+
+def with_compute(
+    rows: list[dict[str, Any]], records: Iterable[CandidateRecord]
+) -> list[dict[str, Any]]:
+    """``rows`` (:func:`task_rows`) with each task's compute (:func:`task_compute`) appended:
+    the columns of tasks.csv."""
+    compute = task_compute(records)
+    empty = {"candidates": 0, "images": 0, "seconds": 0.0, "flops": 0.0}
+    out = []
+    for r in rows:
+        c = compute.get(r["task"], empty)
+        out.append(
+            {
+                **r,
+                "candidates": int(c["candidates"]),
+                "images": int(c["images"]),
+                "seconds": round(c["seconds"], 3),
+                "flops": c["flops"],
+            }
+        )
+    return out
+
+
 def sharing(path: Path) -> dict[str, list[str]]:
     """For each component of a path: the other users (tasks, or 'root'), empty if private."""
     out = {}
@@ -77,15 +114,16 @@ def short_name(name: str) -> str:
 
 
 class TasksCsv:
-    """The store as the evolution loop's recorder, rewriting tasks.csv after every task
-    iteration's snapshot; everything else goes to the store."""
+    """The store as the evolution loop's recorder, rewriting tasks.csv (retained paths and what
+    each task's candidates cost) after every task iteration's snapshot; everything else goes to
+    the store."""
 
     def __init__(self, store: SystemStore) -> None:
         self.store = store
 
     def iteration_done(self, state: SystemState, task: str, iteration: int) -> None:
         self.store.iteration_done(state, task, iteration)
-        self.store.write_tasks_csv(task_rows(state))
+        self.store.write_tasks_csv(with_compute(task_rows(state), self.store.candidate_rows()))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
-from munet.report.rows import path_facts
+from munet.report.rows import path_facts, task_compute
 from munet.system.arch import ADAPTER_PREFIX
 from munet.system.baselines import parse_method
 from munet.system.component import NOT_TRAINABLE
@@ -42,6 +42,7 @@ class TaskRow:
     accepted: int
     images: int  # training images consumed by those candidates
     seconds: float  # their training + validation seconds
+    flops: float  # their training + validation FLOPs (0 for systems that did not count them)
 
     @property
     def lineage_tasks(self) -> list[str]:
@@ -117,6 +118,11 @@ class SystemSummary:
     @property
     def seconds(self) -> float:
         return sum(float(r.seconds or 0.0) for r in self.candidates)
+
+    @property
+    def flops(self) -> float:
+        """Training + validation FLOPs of every candidate (the compute muNet is matched on)."""
+        return sum(float(r.flops or 0.0) for r in self.candidates)
 
     def task_candidates(self, task: str) -> list[CandidateRecord]:
         return [r for r in self.candidates if r.task == task]
@@ -199,6 +205,7 @@ def task_row(
     """The report's row for a retained path; accounting is the state's current (dynamic) one."""
     mine = [r for r in records if r.task == path.task]
     facts = path_facts(path)
+    compute = task_compute(mine).get(path.task, {})
     return TaskRow(
         **facts | {"num_layers": int(facts["num_layers"]), "image_size": int(facts["image_size"])},
         score=path_score(path, state.p_ref, scale_factor)
@@ -207,8 +214,9 @@ def task_row(
         lineage=lineage(path.id, records),
         candidates=len(mine),
         accepted=sum(bool(r.accepted) for r in mine),
-        images=sum(int(r.images or 0) for r in mine),
-        seconds=sum(float(r.seconds or 0.0) for r in mine),
+        images=int(compute.get("images", 0)),
+        seconds=float(compute.get("seconds", 0.0)),
+        flops=float(compute.get("flops", 0.0)),
     )
 
 

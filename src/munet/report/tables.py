@@ -103,6 +103,12 @@ def count(x: float) -> str:
     return f"{round(x):,}"
 
 
+def tflops(x: float) -> str:
+    """FLOPs in TFLOPs: three significant digits, whole numbers from 100 up."""
+    t = x / 1e12
+    return f"{t:,.0f}" if t >= 100 else f"{t:.3g}"
+
+
 def leaderboard(summary: SystemSummary) -> Table:
     """Per task: accuracy, parameters, lineage and compute of the retained path."""
     headers = [
@@ -115,6 +121,7 @@ def leaderboard(summary: SystemSummary) -> Table:
         "candidates",
         "accepted",
         "train images",
+        "train TFLOPs",
         "seconds",
     ]
     rows = [
@@ -128,11 +135,12 @@ def leaderboard(summary: SystemSummary) -> Table:
             str(r.candidates),
             str(r.accepted),
             count(r.images),
+            tflops(r.flops),
             f"{r.seconds:.1f}",
         ]
         for r in summary.rows
     ]
-    return Table(headers, rows, {1, 2, 3, 4, 6, 7, 8, 9})
+    return Table(headers, rows, {1, 2, 3, 4, 6, 7, 8, 9, 10})
 
 
 def system_line(s: SystemSummary) -> str:
@@ -140,7 +148,8 @@ def system_line(s: SystemSummary) -> str:
     return (
         f"mean test accuracy {acc(s.mean_test_accuracy)}; parameters per task "
         f"{count(s.params_per_task)}; {len(s.candidates)} candidates, "
-        f"{count(s.images)} training images, {s.seconds:.0f} s of training"
+        f"{count(s.images)} training images, {tflops(s.flops)} TFLOPs and {s.seconds:.0f} s of "
+        "training"
     )
 
 
@@ -155,6 +164,7 @@ def comparison(summaries: Sequence[SystemSummary]) -> Table:
         "params per task",
         "candidates",
         "train images",
+        "train TFLOPs",
         "seconds",
     ]
     rows = [
@@ -167,11 +177,12 @@ def comparison(summaries: Sequence[SystemSummary]) -> Table:
             count(s.params_per_task),
             str(len(s.candidates)),
             count(s.images),
+            tflops(s.flops),
             f"{s.seconds:.0f}",
         ]
         for s in summaries
     ]
-    return Table(headers, rows, {2, 3, 4, 5, 6, 7, 8})
+    return Table(headers, rows, {2, 3, 4, 5, 6, 7, 8, 9})
 
 
 def csv_rows(summaries: Sequence[SystemSummary]) -> list[dict[str, Any]]:
@@ -191,6 +202,7 @@ def csv_rows(summaries: Sequence[SystemSummary]) -> list[dict[str, Any]]:
             "candidates": r.candidates,
             "accepted": r.accepted,
             "images": r.images,
+            "flops": r.flops,
             "seconds": round(r.seconds, 3),
         }
         for s in summaries

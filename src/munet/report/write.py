@@ -16,7 +16,7 @@ from munet.errors import ReportError
 from munet.report import tables
 from munet.report.summary import SystemSummary, load_summaries
 from munet.store.atomic import atomic_write_text
-from munet.system.baselines import matched_budget
+from munet.system.baselines import matched_budget, scaled_budget
 
 
 @dataclass
@@ -139,9 +139,12 @@ def describe(s: SystemSummary) -> str:
     )
     budget = f"{t} task iterations × {n} candidates × {v} validation intervals"
     if not s.evolves:
-        b = matched_budget(t, n, c.get("generation_batch_size"), v)
+        scale = float(c.get("baseline_budget", 1.0))
+        b = scaled_budget(matched_budget(t, n, c.get("generation_batch_size"), v), scale)
+        times = "=" if scale == 1.0 else f"{scale:g} ×"
         budget = (
-            f"{b.replicas} replicas × {b.validations} validation intervals (= muNet's {budget})"
+            f"{b.replicas} replicas × {b.validations} validation intervals ({times} muNet's "
+            f"{budget})"
         )
     return (
         f"Directory {s.directory}; root {s.root_spec}; method {s.method}; scale factor "

@@ -8,7 +8,9 @@ generation batch; the best by validation score is retained, exactly as muNet ret
 Compute is matched to muNet's evolution of a task: muNet trains ``task_iterations ×
 candidates_per_iteration`` candidates of ``V`` validation intervals each; a baseline trains
 ``R`` replicas of ``V × task_iterations × candidates_per_iteration / R`` intervals each, so both
-consume the same number of training images (the notebook's "V × task_iters × 64/8").
+consume the same number of training images (the notebook's "V × task_iters × 64/8"). The config
+key ``baseline_budget`` scales the intervals per replica (``bench/quality.py --match flops`` sets
+it so that a baseline spends muNet's training FLOPs instead of its images).
 
 Pure: plain Python over the core's data; tensor work goes through ``ParamOps``.
 """
@@ -25,9 +27,12 @@ import numpy as np
 from munet.system.arch import (
     ADAPTER_PREFIX,
     BLOCK_PREFIX,
+    CLS,
+    EMBEDDING,
     ENCODER_NORM,
     HEAD,
     POSEMBED,
+    RootArch,
     layer_index,
 )
 from munet.system.path import Path
@@ -179,6 +184,32 @@ class BaselineBudget:
     validations: int
 
 
+def scaled_budget(budget: BaselineBudget, scale: float) -> BaselineBudget:
+    """``scale`` × the validation intervals of each replica, rounded, at least one."""
+    if scale == 1.0:
+        return budget
+    return replace(budget, validations=max(1, round(budget.validations * scale)))
+
+
+@dataclass(frozen=True)
+class Flops:
+    """Forward (+ backward) FLOPs of one image: training it, and evaluating it."""
+
+    train: float
+    eval: float
+
+
+def image_flops(arch: RootArch, hparams: Mapping[str, Any], trainable: Sequence[str]) -> Flops:
+    """FLOPs per training image and per evaluated image of a model with the given trainable
+    components, by the trainer's rule: the stages below the lowest trainable one run forward
+    only; from there on a stage costs forward + backward (3 × forward)."""
+    stages = [n for n in arch.component_names(hparams) if n not in (CLS, POSEMBED)]
+    flops = [arch.stage_flops(n, hparams) for n in stages]
+    names = set(trainable) | ({EMBEDDING} if {CLS, POSEMBED} & set(trainable) else set())
+    grad_from = next((i for i, n in enumerate(stages) if n in names), len(stages))
+    return Flops(sum(flops[:grad_from]) + 3 * sum(flops[grad_from:]), sum(flops))
+
+
 def matched_budget(
     task_iterations: int,
     candidates_per_iteration: int,
@@ -237,20 +268,24 @@ def baseline_settings(settings: Settings, budget: BaselineBudget) -> Settings:
 
 
 def configure_method(
-    method: Method, settings: Settings, validations: int
+    method: Method, settings: Settings, validations: int, budget_scale: float = 1.0
 ) -> tuple[CandidatePolicy, Settings, int]:
     """The candidate policy, loop settings and validations per candidate that run ``method``.
 
     muNet runs as configured. A baseline runs one task iteration of R replicas, each trained
-    for the validations that match muNet's compute (:func:`matched_budget`).
+    for the validations that match muNet's images (:func:`matched_budget`) times
+    ``budget_scale`` (the config's ``baseline_budget``).
     """
     if method.evolves:
         return MUNET_POLICY, settings, validations
-    budget = matched_budget(
-        settings.task_iterations,
-        settings.candidates_per_iteration,
-        settings.generation_batch_size,
-        validations,
+    budget = scaled_budget(
+        matched_budget(
+            settings.task_iterations,
+            settings.candidates_per_iteration,
+            settings.generation_batch_size,
+            validations,
+        ),
+        budget_scale,
     )
     return (
         BaselinePolicy(method, budget.replicas),

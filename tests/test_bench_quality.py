@@ -1,0 +1,188 @@
+"""bench/quality.py's machinery, without training: arguments, the plan, resume skipping, FLOPs
+matching and the tables built from result files; one tiny engine run checks the FLOPs model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def q():
+    spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_quality"] = mod  # dataclasses resolve their module
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_defaults_and_argument_errors(q, tmp_path):
+    a = q.parse_args(["--out", str(tmp_path)])
+    assert a.methods == [
+        "munet",
+        "munet@0.9",
+        "munet@0.7",
+        "munet-no-autotune",
+        "finetune-all",
+        "freeze-bottom:2",
+        "adapters:16",
+        "lora:8",
+    ]
+    assert (a.seeds, a.budgets, a.match) == (3, [0.5, 1.0, 2.0], "flops")
+    assert q.parse_args(["--budgets", "1,3", "--match", "images"]).budgets == [1.0, 3.0]
+    for bad in (["--budgets", "0,1"], ["--budgets", "x"], ["--match", "seconds"]):
+        with pytest.raises(SystemExit):
+            q.parse_args(bad)
+    with pytest.raises(SystemExit):  # flops are matched to munet's cell
+        q.parse_args(["--methods", "finetune-all"])
+    assert q.parse_args(["--methods", "finetune-all", "--match", "images"]).match == "images"
+
+
+def test_plan_multiplies_task_iterations_and_puts_reference_cells_first(q, tmp_path):
+    a = q.parse_args(
+        ["--out", str(tmp_path), "--methods", "lora:8", "munet@0.9", "munet", "--seeds", "2"]
+        + ["--tasks", "builtin:digits", "--budget", "task_iterations=4"]
+    )
+    cells = q.plan(a)
+    assert len(cells) == 3 * 2 * 3
+    assert [c.method for c in cells[:6]] == ["munet"] * 6
+    c = next(c for c in cells if (c.budget, c.method, c.seed) == (0.5, "munet@0.9", 1))
+    assert c.overrides == {
+        "task_iterations": 2,
+        "tasks": ["builtin:digits"],
+        "method": "munet",
+        "scale_factor": 0.9,
+        "seed": 1,
+    }
+    assert c.directory == tmp_path / "b0.5" / "munet-s0.9" / "seed1"
+    assert c.result_file == tmp_path / "b0.5" / "munet-s0.9" / "seed1.json"
+    assert {x.overrides["task_iterations"] for x in cells} == {2, 4, 8}
+    assert q.budget_overrides({}, 0.5)["task_iterations"] == 1  # the default 2, halved
+    assert q.budget_overrides({"task_iterations": 1}, 0.25)["task_iterations"] == 1
+    lora = next(x for x in cells if x.method == "lora:8")
+    assert lora.is_baseline and not c.is_baseline and lora.directory.parent.name == "lora-8"
+
+
+def fake_result(cell, acc, params, flops=2e12, per_task=None):
+    return {
+        "budget": cell.budget,
+        "method": cell.method,
+        "seed": cell.seed,
+        "baseline_budget": 1.0,
+        "task_iterations": 2,
+        "overrides": cell.overrides,
+        "acc": acc,
+        "val": acc - 0.01,
+        "params": params,
+        "images": 1000,
+        "flops": flops,
+        "train_s": 10.0,
+        "wall_s": 12.0,
+        "per_task": per_task or {"a": acc, "b": acc},
+    }
+
+
+def write(cell, result):
+    cell.result_file.parent.mkdir(parents=True, exist_ok=True)
+    cell.result_file.write_text(json.dumps(result))
+
+
+def test_finished_cells_are_skipped_and_a_bench_dir_keeps_its_match(q, tmp_path, monkeypatch):
+    a = q.parse_args(["--out", str(tmp_path), "--methods", "munet", "finetune-all", "--seeds", "2"])
+    cells = q.plan(a)
+    done = [c for c in cells if c.seed == 0]
+    for c in done:
+        write(c, fake_result(c, 0.8, 1e6))
+    assert q.pending(cells) == [c for c in cells if c.seed == 1]
+    ran = []
+    monkeypatch.setattr(q, "execute", lambda c: ran.append(c) or fake_result(c, 0.8, 1e6))
+    q.run_cells(cells, "images", 1)
+    assert [(c.budget, c.method, c.seed) for c in ran] == [
+        (b, m, 1) for m in ("munet", "finetune-all") for b in (0.5, 1.0, 2.0)
+    ]
+    q.check_out(tmp_path, "flops", {"tasks": ["x"]})
+    q.check_out(tmp_path, "flops", {"tasks": ["x"]})  # the same: fine
+    with pytest.raises(SystemExit, match="another --out"):
+        q.check_out(tmp_path, "images", {"tasks": ["x"]})
+
+
+def test_flops_matching_arithmetic(q, tmp_path, monkeypatch):
+    shape = q.TaskShape("a", 10, interval=20, val_images=640)
+    # 4 replicas x 16 intervals x (20 batches x 64 images x 30 + 640 x 10)
+    assert q.baseline_flops(30, 10, 4, 16, shape, 64) == 4 * 16 * (20 * 64 * 30 + 640 * 10)
+    assert q.flops_scale(3e12, 2e12) == 1.5
+    with pytest.raises(ValueError):
+        q.flops_scale(1e12, 0)
+    a = q.parse_args(["--out", str(tmp_path), "--methods", "munet", "adapters:16", "--seeds", "1"])
+    cells = [c for c in q.plan(a) if c.budget == 1.0]
+    ref, base = cells
+    with pytest.raises(SystemExit, match="needs"):
+        q.matched(base, "flops")
+    write(ref, fake_result(ref, 0.8, 1e6, flops=3e12))
+    monkeypatch.setattr(q, "unit_flops", lambda m, o: 4e12)
+    m = q.matched(base, "flops")
+    assert m.overrides == {**base.overrides, "baseline_budget": 0.75}
+    assert q.matched(base, "images") is base and q.matched(ref, "flops") is ref
+
+
+def test_tables_from_result_files(q, tmp_path):
+    a = q.parse_args(
+        ["--out", str(tmp_path), "--methods", "munet", "lora:8", "--budgets", "1", "--seeds", "2"]
+    )
+    cells = q.plan(a)
+    accs = {("munet", 0): 0.80, ("munet", 1): 0.84, ("lora:8", 0): 0.70, ("lora:8", 1): 0.70}
+    for c in cells:
+        acc = accs[(c.method, c.seed)]
+        write(c, fake_result(c, acc, 5e5 if c.method == "munet" else 7e5))
+    results = q.load_results(cells)
+    rows = q.aggregate(results)
+    assert [(r["budget"], r["method"], r["seeds"]) for r in rows] == [
+        (1.0, "munet", 2),
+        (1.0, "lora:8", 2),
+    ]
+    assert rows[0]["acc"] == pytest.approx((0.82, 0.0282842712), rel=1e-6)
+    assert rows[1]["acc"] == (pytest.approx(0.70), 0.0)
+    assert rows[0]["tflops"] == 2.0 and rows[0]["params"] == (5e5, 0.0)
+    md = q.markdown(rows)
+    assert "### Budget × 1" in md
+    assert "| munet | 2 | 0.8200 ± 0.0283 | 0.8100 | 500,000 | 1,000 | 2 | 1 | 10 | 12 |" in md
+    assert "| lora:8 | 0.7000 ± 0.0000 | 0.7000 ± 0.0000 |" in md
+    csv_text = q.write_csv(results, tmp_path / "results.csv").read_text().splitlines()
+    assert csv_text[0].startswith("budget,method,seed,acc") and len(csv_text) == 5
+    for png in (
+        q.sweep_png(rows, tmp_path / "sweep.png"),
+        q.pareto_png(rows, tmp_path / "pareto.png", 1.0),
+    ):
+        assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unit_flops_equal_what_the_trainer_counts_for_a_baseline(q, tmp_path):
+    """The FLOPs model behind --match flops predicts a real tiny run's count exactly."""
+    from munet.runner import evolve_system
+
+    overrides = {
+        "root": "builtin:vit_micro",
+        "tasks": ["builtin:digits"],
+        "method": "freeze-bottom:1",
+        "task_iterations": 1,
+        "candidates_per_iteration": 2,
+        "generation_batch_size": 2,
+        "validations_per_candidate": 1,
+        "validation_interval_cap": 3,
+        "validation_batches": 2,
+        "batch_size": 16,
+        "threads": 1,
+        "device": "cpu",
+    }
+    evolve_system(tmp_path / "s", None, overrides, log=lambda _: None, show_progress=False)
+    from munet.report.summary import load_summary
+
+    measured = load_summary(tmp_path / "s").flops
+    assert measured > 0
+    assert q.unit_flops("freeze-bottom:1", overrides) == pytest.approx(measured, rel=1e-12)
