@@ -6,7 +6,7 @@ import csv
 from collections import defaultdict
 
 import pytest
-from tiny import FakeTrainer, NullRecorder, pure_state, stored, tiny_args
+from tiny import TI3, FakeTrainer, NullRecorder, pure_state, stored, tiny_args
 
 from munet.cli import main
 from munet.config import build_config
@@ -203,7 +203,7 @@ def test_baseline_budget_scales_each_replicas_intervals_rounded_and_at_least_one
     assert scaled_budget(b, 0.5) == BaselineBudget(4, 8)
     assert scaled_budget(b, 1.3) == BaselineBudget(4, 21)  # round(20.8)
     assert scaled_budget(b, 0.001) == BaselineBudget(4, 1)
-    _, s = new_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
+    _, s = pure_state(task_iterations=2, candidates_per_iteration=4, generation_batch_size=2)
     _, _, v = configure_method(Method("adapters", 4), s, validations=3, budget_scale=0.5)
     assert v == 6  # 12 matched intervals x 0.5
     _, _, v = configure_method(Method("munet"), s, validations=3, budget_scale=0.5)

@@ -20,7 +20,15 @@ import yaml
 from munet.data.catalog import DEFAULT_TASKS
 from munet.errors import ConfigError
 from munet.system.baselines import parse_method
-from munet.system.hparams import AUGMENT_DEFAULTS, BASE_DEFAULTS, BASE_SEARCH_SPACE, index_of
+from munet.system.hparams import (
+    AUGMENT_DEFAULTS,
+    BASE_DEFAULTS,
+    BASE_SEARCH_SPACE,
+    EXTENDED_DEFAULTS,
+    EXTENDED_SEARCH_SPACE,
+    SEARCHES,
+    index_of,
+)
 from munet.system.hparams import default_hparams as starting_hparams
 
 #: Where and how a run executes, not what the system is: never taken from a stored config.
@@ -49,6 +57,7 @@ FROZEN_KEYS = (
     "seed_keep",
     "min_patches",
     "head_init",
+    "search",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -59,6 +68,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "min_patches": 1,
     "head_init": "zeros",
     "baseline_budget": 1.0,
+    "search": "paper",
 }
 
 
@@ -111,6 +121,11 @@ class Config:
         True, "mutate optimizer/data/adapter hyperparameters (else num_layers only)"
     )
     mutate_adapters: bool = _key(True, "residual-adapter insertion")
+    search: str = _key(
+        "paper",
+        "paper: the spec's search space | extended: also low-rank components and AdamW "
+        "(beyond the paper)",
+    )
     force_finetune: list[str] = _key(
         ["encoder_norm"], "components always cloned in mutated children"
     )
@@ -147,7 +162,7 @@ class Config:
 
     # ---- derived ---------------------------------------------------------------------------
     def default_hparams(self) -> dict[str, Any]:
-        hp = starting_hparams(self.augment_defaults)
+        hp = starting_hparams(self.augment_defaults, self.search)
         hp.update(self.hparams)
         return hp
 
@@ -187,6 +202,11 @@ class Config:
             )
         if not 0.0 <= self.mutation_prob <= 1.0:
             raise ConfigError(f"mutation_prob={self.mutation_prob} is out of range; use 0..1")
+        if self.search not in SEARCHES:
+            raise ConfigError(
+                f"search={self.search!r} is unknown; use paper (the spec's search space) or "
+                "extended (also low-rank components and AdamW)"
+            )
         if self.augment_defaults not in AUGMENT_DEFAULTS:
             raise ConfigError(
                 f"augment_defaults={self.augment_defaults!r} is unknown; use safe (no flip or "
@@ -239,28 +259,40 @@ class Config:
     def _validate_hparams(self) -> None:
         """Each override has the right type and range, and every starting value (after overrides)
         is in its (overridden) candidate list: mutation steps along that list."""
-        known = {**BASE_SEARCH_SPACE, "num_layers": [], "ds_image_size": []}
+        known = {**BASE_SEARCH_SPACE, **EXTENDED_SEARCH_SPACE}
+        known.update(num_layers=[], ds_image_size=[])
         for key, values in self.search_space.items():
             if key not in known:
                 raise ConfigError(
                     f"search_space.{key} is not a hyperparameter; known: {', '.join(sorted(known))}"
                 )
+            self._check_search("search_space", key)
             if not isinstance(values, list) or not values:
                 raise ConfigError(f"search_space.{key}={values!r} must be a non-empty list")
             for value in values:
                 _check_hparam(f"search_space.{key}", key, value)
         for key, value in self.hparams.items():
-            if key not in BASE_DEFAULTS:
+            if key not in BASE_DEFAULTS and key not in EXTENDED_DEFAULTS:
                 raise ConfigError(
                     f"hparams.{key} is not a hyperparameter; known: "
-                    f"{', '.join(sorted(BASE_DEFAULTS))}"
+                    f"{', '.join(sorted({**BASE_DEFAULTS, **EXTENDED_DEFAULTS}))}"
                 )
+            self._check_search("hparams", key)
             _check_hparam(f"hparams.{key}", key, value)
         defaults = self.default_hparams()
-        for key, space in {**BASE_SEARCH_SPACE, **self.search_space}.items():
+        extended = EXTENDED_SEARCH_SPACE if self.search == "extended" else {}
+        for key, space in {**BASE_SEARCH_SPACE, **extended, **self.search_space}.items():
             # the default image size is fitted to the root's patch first (validate_for_root)
             if key in defaults and (key != "ds_image_size" or key in self.hparams):
                 _check_in_list(key, defaults[key], space, key in self.hparams)
+
+    def _check_search(self, where: str, key: str) -> None:
+        """The paper's search space has no hyperparameter of the extended one."""
+        if self.search == "paper" and key in EXTENDED_DEFAULTS:
+            raise ConfigError(
+                f"{where}.{key} belongs to the extended search space (beyond the paper); set "
+                f"search=extended or remove {where}.{key}"
+            )
 
     def _validate_force_finetune(self) -> None:
         if not isinstance(self.force_finetune, list):
@@ -269,7 +301,8 @@ class Config:
             if not isinstance(name, str) or not _is_component_name(name):
                 raise ConfigError(
                     f"force_finetune entry {name!r} is not a component name; use "
-                    f"{', '.join(FIXED_COMPONENTS)}, encoderblock_<i> or residual_adapter_<i>"
+                    f"{', '.join(FIXED_COMPONENTS)}, encoderblock_<i>, residual_adapter_<i> "
+                    "or lowrank_<i>"
                 )
 
     def validate_for_root(self, arch: Any, device: str = "cpu") -> None:
@@ -311,12 +344,13 @@ class Config:
                     f"force_finetune entry {name!r} names block {index} but the root has "
                     f"{depth} blocks (0..{depth - 1}); fix the index"
                 )
-        for index in self.default_hparams().get("adapter_layers", []):
-            if index >= depth:
-                raise ConfigError(
-                    f"hparams.adapter_layers entry {index} is out of range for a root of "
-                    f"{depth} blocks; use 0..{depth - 1}"
-                )
+        for key in ("adapter_layers", "lowrank_layers"):
+            for index in self.default_hparams().get(key, []):
+                if index >= depth:
+                    raise ConfigError(
+                        f"hparams.{key} entry {index} is out of range for a root of "
+                        f"{depth} blocks; use 0..{depth - 1}"
+                    )
         self._validate_memory(arch, device)
 
     def _validate_memory(self, arch: Any, device: str) -> None:
@@ -419,7 +453,7 @@ IMAGE_SIZE_RANGE = (16, 384)
 
 #: Component names without a block index (``munet.system.arch``).
 FIXED_COMPONENTS = ("embedding", "cls", "posembed_input", "encoder_norm", "head")
-INDEXED_COMPONENTS = ("encoderblock_", "residual_adapter_")
+INDEXED_COMPONENTS = ("encoderblock_", "residual_adapter_", "lowrank_")
 
 
 def max_threads() -> int:
@@ -461,6 +495,15 @@ def _integer(lo: int, hi: int) -> tuple[Callable[[Any], bool], str]:
 
 _BOOL = (lambda v: isinstance(v, bool), "true or false")
 
+_LAYERS = (
+    lambda v: (
+        isinstance(v, list)
+        and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 10_000 for i in v)
+        and len(set(v)) == len(v)
+    ),
+    "a list of distinct block indices (integers >= 0)",
+)
+
 #: What each hyperparameter's value may be: a check and its one-line description.
 HPARAM_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "opt_lr": _number(0, 10, low_open=True),
@@ -475,14 +518,12 @@ HPARAM_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "opt_nesterov": _BOOL,
     "adapter_dim": _integer(1, 4096),
-    "adapter_layers": (
-        lambda v: (
-            isinstance(v, list)
-            and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 10_000 for i in v)
-            and len(set(v)) == len(v)
-        ),
-        "a list of distinct block indices (integers >= 0)",
-    ),
+    "adapter_layers": _LAYERS,
+    "opt_name": (lambda v: v in ("sgd", "adamw") and isinstance(v, str), "sgd or adamw"),
+    "opt_adamw_lr": _number(0, 1, low_open=True),
+    "opt_weight_decay": _number(0, 1),
+    "lowrank_rank": _integer(1, 4096),
+    "lowrank_layers": _LAYERS,
     "num_layers": _integer(1, 10_000),
     "ds_image_size": _integer(*IMAGE_SIZE_RANGE),
     "ds_area_range_min": _number(0, 1, low_open=True),

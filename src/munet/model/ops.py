@@ -8,7 +8,7 @@ import torch
 from timm.layers import resample_abs_pos_embed
 
 from munet.model.vit import fan_in_normal_
-from munet.system.arch import ADAPTER_PREFIX, HEAD, Shapes
+from munet.system.arch import ADAPTER_PREFIX, HEAD, LOWRANK_PREFIX, Shapes
 
 Params = dict[str, torch.Tensor]
 
@@ -20,14 +20,20 @@ class TorchOps:
         return {k: v.detach().clone() for k, v in params.items()}
 
     def init(self, name: str, shapes: Shapes, seed: int) -> Params:
-        """A new head is all zeros; a new adapter is an exact identity (zero second layer)."""
+        """A new head is all zeros; a new adapter is an exact identity (zero second layer); a new
+        low-rank delta B·A is exactly zero (B zero, A random, as LoRA)."""
         out = {k: torch.zeros(s) for k, s in shapes.items()}
         if name == HEAD:
             return out
+        gen = torch.Generator().manual_seed(seed)
         if name.startswith(ADAPTER_PREFIX):
             out["norm.weight"].fill_(1.0)
-            gen = torch.Generator().manual_seed(seed)
             fan_in_normal_(out["fc1.weight"], gen)
+            return out
+        if name.startswith(LOWRANK_PREFIX):
+            for key in sorted(out):
+                if key.endswith(".lora_A"):
+                    fan_in_normal_(out[key], gen)
             return out
         raise ValueError(f"component {name!r} cannot be initialised from scratch")
 

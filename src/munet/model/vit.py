@@ -2,7 +2,10 @@
 
 Attribute names follow timm's ``VisionTransformer`` (``patch_embed``, ``cls_token``,
 ``pos_embed``, ``blocks``, ``norm``, ``head``), so a path without adapters has exactly a timm
-state dict. Adapters live in ``adapters[str(i)]`` and run before ``blocks[i]``.
+state dict. Adapters live in ``adapters[str(i)]`` and run before ``blocks[i]``. A low-rank
+component of block i turns that block's linear layers into :class:`LowRankLinear` (its
+``lora_A``/``lora_B`` beside the block's ``weight``); :func:`merged_state_dict` folds them into
+plain timm weights.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -24,8 +28,11 @@ from munet.system.arch import (
     EMBEDDING,
     ENCODER_NORM,
     HEAD,
+    LOWRANK_PREFIX,
     POSEMBED,
     RootArch,
+    block_name,
+    layer_index,
     timm_prefix,
 )
 from munet.system.component import Component
@@ -47,8 +54,48 @@ class ResidualAdapter(nn.Module):
         return x + self.fc2(self.act(self.fc1(self.norm(x))))
 
 
+class LowRankLinear(nn.Linear):
+    """A linear layer plus a low-rank delta: ``x Wᵀ + b + (x Aᵀ) Bᵀ`` (LoRA, Hu et al. 2021,
+    without scaling). ``weight`` and ``bias`` keep their timm names (they are the block's)."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.lora_A = nn.Parameter(torch.zeros(rank, in_features))
+        self.lora_B = nn.Parameter(torch.zeros(out_features, rank))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + F.linear(F.linear(x, self.lora_A), self.lora_B)
+
+    def merged_weight(self) -> torch.Tensor:
+        """W + B·A: the plain weight that computes the same function."""
+        return self.weight + self.lora_B @ self.lora_A
+
+
+def add_lowrank(block: nn.Module, arch: RootArch, rank: int) -> None:
+    """Replace the block's low-rank targets (``RootArch.linear_shapes``) by LowRankLinear."""
+    for target in arch.linear_shapes():
+        owner, _, leaf = target.rpartition(".")
+        old = block.get_submodule(target)
+        new = LowRankLinear(old.in_features, old.out_features, rank, old.bias is not None)
+        setattr(block.get_submodule(owner), leaf, new)
+
+
+def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict with every low-rank delta folded into its weight (W + B·A): the
+    state dict of the same model without low-rank components (a plain timm ViT if it has no
+    adapters)."""
+    state = dict(model.state_dict())
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, LowRankLinear):
+                state[f"{name}.weight"] = module.merged_weight()
+                del state[f"{name}.lora_A"], state[f"{name}.lora_B"]
+    return state
+
+
 class PathModel(nn.Module):
-    """The forward pass of one path: embed → [adapter_i] block_i … → norm → class token → head.
+    """The forward pass of one path: embed → [adapter_i] block_i … → norm → class token → head
+    (a block with a low-rank component runs it inside its stage).
 
     Stages below the lowest trainable component run under ``torch.no_grad()``: frozen prefixes
     cost no activation memory and no backward compute.
@@ -72,6 +119,8 @@ class PathModel(nn.Module):
             )
             for _ in range(int(hparams["num_layers"]))
         )
+        for i in hparams.get("lowrank_layers", ()):
+            add_lowrank(self.blocks[i], arch, int(hparams["lowrank_rank"]))
         self.adapters = nn.ModuleDict(
             {
                 str(i): ResidualAdapter(d, int(hparams["adapter_dim"]))
@@ -127,7 +176,10 @@ class PathModel(nn.Module):
 
 
 def stage_of(name: str) -> str:
-    """The forward stage a component belongs to (cls and pos embeddings join the embedding)."""
+    """The forward stage a component belongs to (cls and pos embeddings join the embedding, a
+    low-rank component its block)."""
+    if name.startswith(LOWRANK_PREFIX):
+        return block_name(layer_index(name) or 0)
     return EMBEDDING if name in (CLS, POSEMBED) else name
 
 

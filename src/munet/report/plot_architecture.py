@@ -39,7 +39,9 @@ def column_label(name: str) -> str:
     if name in SHORT:
         return SHORT[name]
     i = layer_index(name)
-    return f"adapter\n{i}" if name.startswith("residual_adapter_") else f"block\n{i}"
+    if name.startswith("residual_adapter_"):
+        return f"adapter\n{i}"
+    return f"lowrank\n{i}" if name.startswith("lowrank_") else f"block\n{i}"
 
 
 def plot_architecture(summary: SystemSummary, path: Path) -> Path:

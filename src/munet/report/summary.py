@@ -12,7 +12,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from munet.report.rows import path_facts, task_compute
-from munet.system.arch import ADAPTER_PREFIX
+from munet.system.arch import is_inserted
 from munet.system.baselines import parse_method
 from munet.system.component import NOT_TRAINABLE
 from munet.system.path import Path
@@ -228,7 +228,7 @@ ROLE_LEGEND = {
     ROOT: "pretrained root layer (frozen)",
     INHERITED: "inherited: trained for the named task, reused frozen",
     OWN: "trained for this task (a clone of an ancestor's, or new)",
-    ADAPTER: "residual adapter trained for this task",
+    ADAPTER: "residual adapter (or low-rank delta) trained for this task",
     ABSENT: "not in this task's model",
 }
 
@@ -243,14 +243,16 @@ class Role:
 
 
 def component_columns(state: SystemState) -> list[str]:
-    """Names used by any retained path, in forward order (each adapter before its block)."""
+    """Names used by any retained path, in forward order (each adapter before its block, each
+    low-rank delta after it)."""
     paths = retained_paths(state)
     if not paths:
         return []
-    hp = {
+    hp: dict[str, Any] = {
         "num_layers": max(int(p.hparams["num_layers"]) for p in paths),
-        "adapter_layers": sorted({i for p in paths for i in p.hparams.get("adapter_layers", [])}),
     }
+    for key in ("adapter_layers", "lowrank_layers"):
+        hp[key] = sorted({i for p in paths for i in p.hparams.get(key, [])})
     used = {c.name for p in paths for c in p.components}
     return [n for n in state.arch.component_names(hp) if n in used]
 
@@ -268,7 +270,7 @@ def component_roles(summary: SystemSummary) -> dict[str, dict[str, Role]]:
             elif creator is not None and creator != p.task:
                 roles[c.name] = Role(INHERITED, creator, users)
             else:
-                kind = ADAPTER if c.name.startswith(ADAPTER_PREFIX) else OWN
+                kind = ADAPTER if is_inserted(c.name) else OWN
                 roles[c.name] = Role(kind, "new" if c.origin == "new" else "clone", users)
         out[p.task] = roles
     return out

@@ -7,7 +7,9 @@ writes a folder in timm's Hugging Face layout -- ``config.json`` (``architecture
 ``timm.create_model("local-dir:DIR", pretrained=True)`` loads and
 ``timm.data.resolve_data_config`` understands. A path with adapters is saved in munet's layout
 (timm keys plus ``adapters.<i>.*``), in the same folder shape, and is rebuilt by
-:func:`load_exported`. ``safetensors`` writes one weights file and a JSON beside it. ONNX files
+:func:`load_exported`. Low-rank components (``search: extended``) are folded into their blocks'
+weights (W + B·A) in the timm and safetensors formats, so they leave a plain timm model plain.
+``safetensors`` writes one weights file and a JSON beside it. ONNX files
 take float images in [-1, 1] with a dynamic batch dimension and are checked against the torch
 model with onnxruntime when it is installed.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import torch
 
 from munet import __version__
+from munet.model.vit import merged_state_dict
 from munet.serve.engine import run_chunked
 from munet.serve.errors import ExportError
 from munet.serve.images import prepare_images
@@ -62,6 +65,10 @@ def _config(system: MultitaskSystem, task: str, kind: str) -> dict[str, Any]:
     info = system.task_info(task)
     args = timm_args(system.arch, path.hparams)
     adapters = list(path.hparams.get("adapter_layers", []))
+    hparams = dict(path.hparams)
+    merged = hparams.get("lowrank_layers")
+    if merged:  # the export's weights hold W + B·A: a model without low-rank components
+        hparams["lowrank_layers"] = []
     cfg: dict[str, Any] = {
         "format": kind,
         "munet_version": __version__,
@@ -79,9 +86,11 @@ def _config(system: MultitaskSystem, task: str, kind: str) -> dict[str, Any]:
             ),
         },
         "timm": {"architecture": TIMM_ARCHITECTURE, "model_args": args},
-        "munet": {"arch": system.arch.to_dict(), "hparams": dict(path.hparams)},
+        "munet": {"arch": system.arch.to_dict(), "hparams": hparams},
         "adapter_layers": adapters,
     }
+    if merged:
+        cfg["merged_lowrank_layers"] = list(merged)
     if kind == "timm":
         overlay = {k: args[k] for k in ("img_size", "depth", "embed_dim", "num_heads")}
         kw = ", ".join(
@@ -161,7 +170,7 @@ def _export_task(
         from safetensors.torch import save_file
 
         target = _out_path(out, task, ".safetensors")
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        state = _weights(model)
         cfg = _config(system, task, "timm" if plain else "munet-path")
         save_file(state, str(target), metadata={"format": "pt", "munet_format": cfg["format"]})
         diff = _check_reload(model, target, system.task_info(task), plain, cfg)
@@ -169,6 +178,11 @@ def _export_task(
     config_file = target.with_suffix(".onnx.json" if fmt == "onnx" else ".json")
     config_file.write_text(json.dumps(cfg, indent=2) + "\n")
     return {"files": [str(target), str(config_file)], "format": cfg["format"], "max_abs_diff": diff}
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors an export writes: the model's, low-rank deltas merged (W + B·A)."""
+    return {k: v.detach().cpu().contiguous() for k, v in merged_state_dict(model).items()}
 
 
 WEIGHTS_FILE = "model.safetensors"
@@ -222,7 +236,7 @@ def _export_folder(
     cfg = _config(system, task, "timm" if plain else "munet-path")
     cfg.pop("usage", None)
     weights, config = folder / WEIGHTS_FILE, folder / CONFIG_FILE
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = _weights(model)
     save_file(state, str(weights), metadata={"format": "pt", "munet_format": cfg["format"]})
     if plain:
         usage = f'timm.create_model("local-dir:{folder}", pretrained=True)'
@@ -276,7 +290,12 @@ def model_card(cfg: dict[str, Any], row: dict[str, Any], usage: str, plain: bool
         f"- architecture: ViT, {args['depth']} blocks of width {args['embed_dim']}, "
         f"{args['num_heads']} heads, patch {args['patch_size']}, "
         f"{args['img_size']}x{args['img_size']} px"
-        + (f", residual adapters before blocks {cfg['adapter_layers']}" if not plain else ""),
+        + (f", residual adapters before blocks {cfg['adapter_layers']}" if not plain else "")
+        + (
+            f"; low-rank deltas of blocks {cfg['merged_lowrank_layers']} merged into their weights"
+            if cfg.get("merged_lowrank_layers")
+            else ""
+        ),
         f"- classes: {classes}",
         "",
         "## Use",
@@ -496,6 +515,8 @@ def check_export(
             f"adapter_layers={adapters[:8]} but the weights hold adapters at "
             f"{sorted(_indices(header, 'adapters'))[:8]}"
         )
+    if hp.get("lowrank_layers"):
+        raise bad("lowrank_layers is not empty but an export holds merged weights (W + B·A)")
     names = cfg.get("class_names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise bad("class_names is not a list of strings")

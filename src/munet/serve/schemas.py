@@ -39,6 +39,9 @@ class TaskInfo(BaseModel):
     private_params: int | None = Field(description="parameters no other task uses")
     num_layers: int
     adapter_layers: list[int]
+    lowrank_layers: list[int] = Field(
+        default_factory=list, description="blocks with a low-rank delta (search: extended)"
+    )
     image_size: int = Field(description="input side in pixels; images are resized to it")
     channels: int = Field(description="1 (gray) or 3 (RGB); images are converted to it")
     shared_with: list[str] = Field(description="tasks (or root) it shares components with")

@@ -4,8 +4,8 @@ For benchmarks and tests of inference, where only the structure matters: which c
 tasks' paths share. Every task path is assembled as a child of the root without mutation
 (sharing the root's frozen embedding, blocks and norm) and gets a random head; optionally its
 top ``private_layers`` blocks and the encoder norm are replaced by perturbed private clones (as
-if fine-tuned), and residual adapters are inserted. The result is written as a normal system
-directory that :func:`munet.serve.load` opens.
+if fine-tuned), and residual adapters and low-rank deltas (random, not zero) are inserted. The
+result is written as a normal system directory that :func:`munet.serve.load` opens.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from munet.data.pipeline import DS_DEFAULTS
 from munet.model.ops import TorchOps
-from munet.system.arch import ADAPTER_PREFIX, ENCODER_NORM, HEAD, RootArch, block_name
+from munet.system.arch import ENCODER_NORM, HEAD, RootArch, block_name, is_inserted
 from munet.system.assemble import assemble_child
 from munet.system.path import Path as SystemPath
 from munet.system.state import Settings, SystemState, make_root_state
@@ -53,10 +53,12 @@ def synthetic_state(
     adapter_layers: Mapping[str, Sequence[int]] | None = None,
     image_size: int | Mapping[str, int] | None = None,
     seed: int = 0,
+    lowrank_layers: Mapping[str, Sequence[int]] | None = None,
 ) -> SystemState:
     """A SystemState: random root, one retained path per task (``{name: num_classes}``).
 
-    ``private_layers`` and ``image_size`` are one value for every task or ``{task: value}``.
+    ``private_layers`` and ``image_size`` are one value for every task or ``{task: value}``;
+    ``adapter_layers`` and ``lowrank_layers`` (rank 4) map a task to its blocks.
     """
     gen = torch.Generator().manual_seed(seed)
     size = arch.image_size if isinstance(image_size, Mapping) else int(image_size or 0)
@@ -73,11 +75,16 @@ def synthetic_state(
         top = _per_task(private_layers, task, 0)
         private = {ENCODER_NORM} | {block_name(arch.depth - 1 - i) for i in range(top)}
         ds = {"ds_image_size": _per_task(image_size, task, size)}
-        adapters = sorted((adapter_layers or {}).get(task, ()))
+        inserted = {
+            "adapter_layers": sorted((adapter_layers or {}).get(task, ())),
+            "lowrank_layers": sorted((lowrank_layers or {}).get(task, ())),
+        }
         parent = state.root
-        if adapters:  # a stand-in parent whose hparams ask for the adapters
+        if any(inserted.values()):  # a stand-in parent whose hparams ask for them
             parent = SystemPath(-1, parent.task, None, dict(parent.hparams), parent.components)
-            parent.hparams["adapter_layers"] = adapters
+            parent.hparams.update(inserted)
+            if inserted["lowrank_layers"]:
+                parent.hparams["lowrank_rank"] = 4
         child, _ = assemble_child(state, parent, task, num_classes, ds, False, rng, ops, settings)
         child.parent = state.root
         for i, comp in enumerate(child.components):
@@ -89,7 +96,7 @@ def synthetic_state(
                 child.components[i] = state.new_component(
                     comp.name, comp.shapes, (), f"clone:{comp.id}", noise
                 )
-            elif comp.name == HEAD or comp.name.startswith(ADAPTER_PREFIX):
+            elif comp.name == HEAD or is_inserted(comp.name):
                 comp.params = _random(comp.shapes, gen)
         child.metrics.update(quality=0.0, test_quality=None)
         state.accept(child)
@@ -106,12 +113,15 @@ def make_synthetic_system(
     image_size: int | Mapping[str, int] | None = None,
     channels: int = 3,
     seed: int = 0,
+    lowrank_layers: Mapping[str, Sequence[int]] | None = None,
 ) -> Path:
     """Write a synthetic system to ``directory`` (see the module doc); returns its path."""
     from munet.store.system import SystemStore
 
     tasks = dict(tasks or {f"task{i}": 10 for i in range(4)})
-    state = synthetic_state(arch, tasks, private_layers, adapter_layers, image_size, seed)
+    state = synthetic_state(
+        arch, tasks, private_layers, adapter_layers, image_size, seed, lowrank_layers
+    )
     meta = {
         t: {
             "spec": f"synthetic:{t}",

@@ -141,6 +141,7 @@ class MultitaskSystem:
             "private_params": row.get("private_params"),
             "num_layers": int(p.hparams["num_layers"]),
             "adapter_layers": list(p.hparams.get("adapter_layers", [])),
+            "lowrank_layers": list(p.hparams.get("lowrank_layers", [])),
             "image_size": ti.image_size,
             "channels": ti.channels,
             "shared_with": [s for s in str(row.get("shared_with", "")).split(",") if s],

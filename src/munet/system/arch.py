@@ -1,7 +1,8 @@
 """Component names and tensor shapes of a ViT path, from the root's dimensions (spec §1, §11).
 
 Pure: no torch. Tensor keys are timm's ``VisionTransformer`` keys relative to the component, so
-a path without adapters maps one-to-one onto a timm state dict.
+a path without adapters maps one-to-one onto a timm state dict (a low-rank component's tensors
+sit beside its block's, ``blocks.<i>.attn.qkv.lora_A``…, and fold into them on export).
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ ENCODER_NORM = "encoder_norm"
 HEAD = "head"
 BLOCK_PREFIX = "encoderblock_"
 ADAPTER_PREFIX = "residual_adapter_"
+LOWRANK_PREFIX = "lowrank_"
+
+#: Components a mutation inserts at a block (prefix -> the hyperparameter listing their blocks):
+#: residual adapters (spec §2.2) and, beyond the paper (``search: extended``), low-rank deltas.
+INSERTED_LAYERS = {ADAPTER_PREFIX: "adapter_layers", LOWRANK_PREFIX: "lowrank_layers"}
 
 #: Component name -> prefix of its tensors in a timm VisionTransformer state dict.
 TIMM_PREFIX = {
@@ -39,17 +45,29 @@ def adapter_name(i: int) -> str:
     return f"{ADAPTER_PREFIX}{i}"
 
 
+def lowrank_name(i: int) -> str:
+    return f"{LOWRANK_PREFIX}{i}"
+
+
+def is_inserted(name: str) -> bool:
+    """Whether ``name`` is a component a mutation inserts (an adapter or a low-rank delta):
+    new ones start as an exact no-op, and a size change re-initialises them."""
+    return name.startswith(tuple(INSERTED_LAYERS))
+
+
 def layer_index(name: str) -> int | None:
-    """Block index of an ``encoderblock_i`` or ``residual_adapter_i`` name, else None."""
-    for prefix in (BLOCK_PREFIX, ADAPTER_PREFIX):
+    """Block index of an ``encoderblock_i``, ``residual_adapter_i`` or ``lowrank_i`` name, else
+    None."""
+    for prefix in (BLOCK_PREFIX, *INSERTED_LAYERS):
         if name.startswith(prefix):
             return int(name[len(prefix) :])
     return None
 
 
 def timm_prefix(name: str) -> str:
-    """Prefix of a component's tensors in a timm state dict (adapters have none in timm)."""
-    if name.startswith(BLOCK_PREFIX):
+    """Prefix of a component's tensors in a timm state dict (adapters have none in timm; a
+    low-rank component's tensors sit in its block's linear layers)."""
+    if name.startswith((BLOCK_PREFIX, LOWRANK_PREFIX)):
         return f"blocks.{layer_index(name)}."
     if name.startswith(ADAPTER_PREFIX):
         return f"adapters.{layer_index(name)}."
@@ -84,14 +102,24 @@ class RootArch:
         return (image_size // self.patch_size) ** 2
 
     def component_names(self, hparams: Mapping[str, Any]) -> list[str]:
-        """Ordered names: embedding, cls, pos, [adapter_i] block_i…, encoder_norm, head."""
+        """Ordered names: embedding, cls, pos, [adapter_i] block_i [lowrank_i]…, encoder_norm,
+        head."""
         names = [EMBEDDING, CLS, POSEMBED]
         adapters = set(hparams.get("adapter_layers", ()))
+        lowranks = set(hparams.get("lowrank_layers", ()))
         for i in range(hparams["num_layers"]):
             if i in adapters:
                 names.append(adapter_name(i))
             names.append(block_name(i))
+            if i in lowranks:
+                names.append(lowrank_name(i))
         return names + [ENCODER_NORM, HEAD]
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(out, in) features of the block's linear layers that a low-rank component adds a
+        delta B·A to (LoRA's usual ViT targets): attention qkv and projection, MLP fc1 and fc2."""
+        d, h = self.embed_dim, self.mlp_hidden_dim
+        return {"attn.qkv": (3 * d, d), "attn.proj": (d, d), "mlp.fc1": (h, d), "mlp.fc2": (d, h)}
 
     def shapes(self, name: str, hparams: Mapping[str, Any]) -> Shapes:
         """Tensor shapes of one component under a path's hyperparameters."""
@@ -134,12 +162,20 @@ class RootArch:
                 "fc2.weight": (d, a),
                 "fc2.bias": (d,),
             }
+        if name.startswith(LOWRANK_PREFIX):
+            r = int(hparams["lowrank_rank"])
+            shapes = {}
+            for target, (out, inp) in self.linear_shapes().items():
+                shapes[f"{target}.lora_A"] = (r, inp)
+                shapes[f"{target}.lora_B"] = (out, r)
+            return shapes
         raise KeyError(f"unknown component name {name!r}")
 
     def stage_flops(self, name: str, hparams: Mapping[str, Any]) -> int:
         """Forward FLOPs of one stage on one image (2 per multiply-add; matmuls only, as is
         usual: norms, softmax and GELU add a few percent). Stage names are the forward stages:
-        embedding, residual_adapter_i, encoderblock_i, encoder_norm, head."""
+        embedding, residual_adapter_i, encoderblock_i (with its lowrank_i, if any),
+        encoder_norm, head."""
         d, h = self.embed_dim, self.mlp_hidden_dim
         patches = self.num_patches(int(hparams["ds_image_size"]))
         tokens = 1 + patches
@@ -148,6 +184,10 @@ class RootArch:
         if name.startswith(BLOCK_PREFIX):
             dense = tokens * (3 * d * d + d * d + 2 * d * h)
             attention = 2 * tokens * tokens * d  # scores and weighted sum
+            if layer_index(name) in hparams.get("lowrank_layers", ()):
+                # x·Aᵀ·Bᵀ beside each target: r × (in + out) multiply-adds per token
+                r = int(hparams["lowrank_rank"])
+                dense += tokens * r * sum(o + i for o, i in self.linear_shapes().values())
             return 2 * (dense + attention)
         if name.startswith(ADAPTER_PREFIX):
             return 2 * tokens * 2 * d * int(hparams["adapter_dim"])

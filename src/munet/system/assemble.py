@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from munet.system.arch import ADAPTER_PREFIX, HEAD, POSEMBED, Shapes
+from munet.system.arch import HEAD, INSERTED_LAYERS, POSEMBED, Shapes, is_inserted
 from munet.system.component import Component
-from munet.system.hparams import mutate_adapters, mutate_hparams
+from munet.system.hparams import mutate_adapters, mutate_hparams, mutate_lowranks
 from munet.system.path import Path
 from munet.system.rng import derive_seed
 from munet.system.state import ParamOps, Settings, SystemState
@@ -42,7 +42,12 @@ def assemble_child(
         if settings.mutate_adapters:
             hp, rec = mutate_adapters(hp, settings.mutation_prob, rng)
             record += rec
-    hp["adapter_layers"] = sorted(i for i in hp["adapter_layers"] if i < hp["num_layers"])
+        if settings.mutate_lowranks:
+            hp, rec = mutate_lowranks(hp, settings.mutation_prob, rng)
+            record += rec
+    for key in INSERTED_LAYERS.values():
+        if key in hp:
+            hp[key] = sorted(i for i in hp[key] if i < hp["num_layers"])
     path_id = state.new_path_id()
     lineage = [parent] + parent.ancestors()
     components: list[Component] = []
@@ -71,7 +76,7 @@ def assemble_child(
             else:
                 components.append(found)
             continue
-        if name != HEAD and not name.startswith(ADAPTER_PREFIX):
+        if name != HEAD and not is_inserted(name):
             raise ValueError(f"no ancestor of path {parent.id} provides component {name!r}")
         seed = derive_seed(settings.seed, "init", path_id, name)
         components.append(
@@ -82,7 +87,8 @@ def assemble_child(
 
 
 def find_in_ancestry(lineage: Sequence[Path], name: str, shapes: Shapes) -> Component | None:
-    """First ancestor component of that name and shape; frozen heads are never inherited."""
+    """First ancestor component of that name and shape; frozen heads are never inherited, and
+    an inserted component of another size (adapter size, rank) is passed over."""
     for anc in lineage:
         c = anc.component(name)
         if c is None:
@@ -90,7 +96,7 @@ def find_in_ancestry(lineage: Sequence[Path], name: str, shapes: Shapes) -> Comp
         if name == HEAD and not c.trainable:
             continue
         if c.shapes != shapes:
-            if name == POSEMBED or name.startswith(ADAPTER_PREFIX):
+            if name == POSEMBED or is_inserted(name):
                 continue
             raise ValueError(
                 f"component {name!r} of path {anc.id} has shapes {c.shapes}, expected {shapes}"

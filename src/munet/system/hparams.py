@@ -45,6 +45,27 @@ BASE_DEFAULTS: dict[str, Any] = {
     "ds_hue_delta": 0.0,
 }
 
+#: ``search: extended`` (beyond the paper): the optimizer becomes a choice (SGD as in the paper,
+#: or AdamW with its own learning rates and weight decay) and a mutation may add a low-rank
+#: delta of rank ``lowrank_rank`` to a block (``lowrank_layers``).
+EXTENDED_SEARCH_SPACE: dict[str, list[Any]] = {
+    "opt_name": ["sgd", "adamw"],
+    "opt_adamw_lr": [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 3e-3],
+    "opt_weight_decay": [0.0, 0.01, 0.05, 0.1],
+    "lowrank_rank": [2, 4, 8, 16],
+}
+
+EXTENDED_DEFAULTS: dict[str, Any] = {
+    "opt_name": "sgd",
+    "opt_adamw_lr": 1e-3,
+    "opt_weight_decay": 0.01,
+    "lowrank_rank": 8,
+    "lowrank_layers": [],
+}
+
+#: ``paper``: the spec's search space exactly; ``extended``: plus the entries above.
+SEARCHES = ("paper", "extended")
+
 #: munet's default augmentation (``augment_defaults: safe``): no flip, no random crop. A mirrored
 #: character or oriented pattern is another class, and a 5 % crop of a 28-32 px image keeps a
 #: few pixels; auto-tuning may still move both along the spec's candidate lists.
@@ -53,15 +74,26 @@ SAFE_AUGMENTATION: dict[str, Any] = {"ds_flip_left_right": False, "ds_area_range
 AUGMENT_DEFAULTS = ("safe", "spec")
 
 
-def default_hparams(augment: str = "safe") -> dict[str, Any]:
+def default_hparams(augment: str = "safe", search: str = "paper") -> dict[str, Any]:
     """Starting hyperparameters: the spec's (§3) with ``augment="spec"``, else with
-    :data:`SAFE_AUGMENTATION` in place of the spec's flip and 5 % crop."""
+    :data:`SAFE_AUGMENTATION` in place of the spec's flip and 5 % crop; with
+    ``search="extended"`` also :data:`EXTENDED_DEFAULTS`."""
     if augment not in AUGMENT_DEFAULTS:
         raise ValueError(f"augment_defaults={augment!r} is unknown; use safe or spec")
+    if search not in SEARCHES:
+        raise ValueError(f"search={search!r} is unknown; use paper or extended")
     hp = copy.deepcopy(BASE_DEFAULTS)
     if augment == "safe":
         hp.update(SAFE_AUGMENTATION)
+    if search == "extended":
+        hp.update(copy.deepcopy(EXTENDED_DEFAULTS))
     return hp
+
+
+def peak_lr(hp: Mapping[str, Any]) -> float:
+    """The path's peak learning rate: ``opt_adamw_lr`` under AdamW, else ``opt_lr`` (SGD; a path
+    without ``opt_name`` is the paper's)."""
+    return float(hp["opt_adamw_lr"] if hp.get("opt_name", "sgd") == "adamw" else hp["opt_lr"])
 
 
 DATA_PREFIX = "ds_"
@@ -90,17 +122,21 @@ def search_space_for(
     auto_tune: bool = True,
     overrides: Mapping[str, Sequence[Any]] | None = None,
     min_patches: int = 1,
+    search: str = "paper",
 ) -> dict[str, list[Any]]:
     """The mutable hyperparameters and their candidate lists for a root of ``depth`` blocks.
 
     Without auto-tuning only ``num_layers`` mutates (spec §3, "muNet w/o auto-tuning").
     ``min_patches`` > 1 drops image sizes that would leave the root fewer patches per side (a
     16 px image on a /16 root is one patch: a degenerate model whose generation batch is lost).
+    ``search="extended"`` adds :data:`EXTENDED_SEARCH_SPACE` (with auto-tuning).
     """
     space: dict[str, list[Any]] = {"num_layers": list(range(1, depth + 1))}
     if auto_tune:
         space.update(copy.deepcopy(BASE_SEARCH_SPACE))
         space["ds_image_size"] = image_sizes_for(patch_size, min_patches=min_patches)
+        if search == "extended":
+            space.update(copy.deepcopy(EXTENDED_SEARCH_SPACE))
     for key, values in (overrides or {}).items():
         space[key] = list(values)
     return space
@@ -153,22 +189,39 @@ def mutate_hparams(
     return out, record
 
 
-def mutate_adapters(
-    hparams: dict[str, Any], prob: float, rng: np.random.Generator
+def mutate_inserted(
+    hparams: dict[str, Any], key: str, inserted: str, prob: float, rng: np.random.Generator
 ) -> tuple[dict[str, Any], list[str]]:
-    """Drop adapters above ``num_layers``; insert one before a free block with ``prob``."""
+    """Drop the blocks of ``hparams[key]`` above ``num_layers``; add each free block with
+    ``prob``. ``inserted`` completes the record: "<inserted> <i>" and "removed with block <i>"."""
     out = dict(hparams)
     n = out["num_layers"]
-    layers = sorted(i for i in out["adapter_layers"] if i < n)
-    record = [f"adapter removed with block {i}" for i in out["adapter_layers"] if i >= n]
+    what = inserted.split()[0]
+    layers = sorted(i for i in out[key] if i < n)
+    record = [f"{what} removed with block {i}" for i in out[key] if i >= n]
     for i in range(n):
         if i in layers:
             continue
         if rng.random() < prob:
             layers.append(i)
-            record.append(f"adapter inserted before block {i}")
-    out["adapter_layers"] = sorted(layers)
+            record.append(f"{inserted} {i}")
+    out[key] = sorted(layers)
     return out, record
+
+
+def mutate_adapters(
+    hparams: dict[str, Any], prob: float, rng: np.random.Generator
+) -> tuple[dict[str, Any], list[str]]:
+    """Drop adapters above ``num_layers``; insert one before a free block with ``prob``."""
+    return mutate_inserted(hparams, "adapter_layers", "adapter inserted before block", prob, rng)
+
+
+def mutate_lowranks(
+    hparams: dict[str, Any], prob: float, rng: np.random.Generator
+) -> tuple[dict[str, Any], list[str]]:
+    """Drop low-rank deltas above ``num_layers``; add one to a block without one with ``prob``
+    (``search: extended``)."""
+    return mutate_inserted(hparams, "lowrank_layers", "lowrank added to block", prob, rng)
 
 
 def data_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,8 @@ class ParamOps(Protocol):
         """An independent copy of a component's parameters (a clone to fine-tune)."""
 
     def init(self, name: str, shapes: Shapes, seed: int) -> Any:
-        """Fresh parameters of component ``name`` (a head or an adapter), from ``seed`` only."""
+        """Fresh parameters of component ``name`` (a head, an adapter or a low-rank delta),
+        from ``seed`` only."""
 
     def resize_posembed(self, params: Any, shapes: Shapes) -> Any:
         """The root's position embeddings resized to ``shapes`` (another image size)."""
@@ -70,6 +71,8 @@ class Settings:
     scale_factor: float = 1.0
     force_finetune: tuple[str, ...] = ("encoder_norm",)
     mutate_adapters: bool = True
+    #: beyond the paper (``search: extended``): mutations add low-rank deltas to blocks
+    mutate_lowranks: bool = False
     seed: int = 0
     defaults: dict[str, Any] = field(default_factory=dict)
     task_iterations: int = 2
@@ -239,6 +242,8 @@ def make_root_state(
     hp = dict(default_hparams)
     hp["num_layers"] = arch.depth
     hp["adapter_layers"] = []
+    if "lowrank_layers" in hp:  # search: extended
+        hp["lowrank_layers"] = []
     hp.setdefault("num_classes", 0)
     root = Path(0, NOT_TRAINABLE, None, hp, [])
     state = SystemState(arch=arch, root=root, p_ref=arch.reference_params(), next_path_id=1)

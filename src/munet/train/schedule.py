@@ -6,17 +6,20 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from munet.system.hparams import peak_lr
+
 SCHEDULES = ("constant", "cosine", "restarts")
 
 
 def learning_rate(step: int, hp: Mapping[str, Any], total: int, interval: int) -> float:
     """The spec's schedules: cosine with warm-up, SGDR restarts per interval, or constant ½.
 
-    ``hp`` holds ``opt_lr`` (the peak), ``opt_lr_schedule`` and ``opt_lr_warmup_ratio``. Warm-up
+    ``hp`` holds the peak (``opt_lr``, or ``opt_adamw_lr`` under AdamW: see ``peak_lr``),
+    ``opt_lr_schedule`` and ``opt_lr_warmup_ratio``. Warm-up
     rises linearly from peak/100 to the peak over ``ratio × length`` steps, where length is
     ``total`` for cosine and ``interval`` for restarts; cosine then decays to 0 at its end.
     """
-    peak = float(hp["opt_lr"])
+    peak = peak_lr(hp)
     kind = hp["opt_lr_schedule"]
     if kind == "constant":
         return peak * 0.5

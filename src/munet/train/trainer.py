@@ -21,6 +21,7 @@ from munet.data.task import TaskData
 from munet.model.vit import PathModel, build_model, stage_keys
 from munet.system.arch import HEAD, RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
+from munet.system.hparams import peak_lr
 from munet.system.path import Path
 from munet.train.schedule import learning_rate
 
@@ -43,8 +44,14 @@ class TrainSettings:
         return max(1, min(math.ceil(num_train / self.batch_size), self.interval_cap))
 
 
-def make_optimizer(params: list[torch.nn.Parameter], hp: Mapping[str, Any]) -> torch.optim.SGD:
-    """SGD with the path's momentum (None means none) and optional Nesterov; no weight decay."""
+def make_optimizer(
+    params: list[torch.nn.Parameter], hp: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    """The path's ``opt_name``: SGD (the paper's; a path without ``opt_name`` too) with its
+    momentum (None means none), optional Nesterov and no weight decay; or AdamW (``search:
+    extended``) with torch's default betas and ``opt_weight_decay``."""
+    if hp.get("opt_name", "sgd") == "adamw":
+        return torch.optim.AdamW(params, lr=peak_lr(hp), weight_decay=float(hp["opt_weight_decay"]))
     momentum = float(hp["opt_momentum"] or 0.0)
     nesterov = bool(hp["opt_nesterov"]) and momentum > 0
     return torch.optim.SGD(params, lr=float(hp["opt_lr"]), momentum=momentum, nesterov=nesterov)
@@ -233,7 +240,7 @@ class Trainer:
     def _step(
         self, run: _Run, h: torch.Tensor, y: torch.Tensor, step: int, total: int, interval: int
     ) -> None:
-        """One SGD step of ``run`` from ``h``, the output of its frozen prefix."""
+        """One optimizer step of ``run`` from ``h``, the output of its frozen prefix."""
         lr = learning_rate(step, run.hp, total, interval)
         for group in run.opt.param_groups:
             group["lr"] = lr
