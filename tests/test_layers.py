@@ -34,6 +34,7 @@ LAYERS = {
     "errors": 0,
     "events": 0,
     "defaults": 0,
+    "interrupts": 0,
 }
 
 #: Modules whose layer is not their area's.

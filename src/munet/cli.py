@@ -10,6 +10,7 @@ from typing import Any
 
 from munet.defaults import DEFAULT_SYSTEM
 from munet.errors import MunetError
+from munet.interrupts import catching_interrupts
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -308,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with catching_interrupts():
+            return int(args.func(args) or 0)
     except MunetError as err:
         print(f"munet: error: {err}", file=sys.stderr)
         return 2

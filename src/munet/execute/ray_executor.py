@@ -33,6 +33,7 @@ from munet.execute.worker import (
     frozen_components,
     with_device,
 )
+from munet.interrupts import raise_if_interrupted
 from munet.system.evolve import CandidateResult
 from munet.system.path import Path
 
@@ -367,6 +368,7 @@ class RayExecutor:
                 inflight[self._submit(actor, jobs[i])] = (i, actor)
             # a timeout, so that Ctrl-C reaches Python between waits
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.2 if pending else 1.0)
+            raise_if_interrupted()  # even if Ray's finalizers swallowed the KeyboardInterrupt
             for ref in ready:
                 i, actor = inflight.pop(ref)
                 try:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from munet.errors import ResumeDivergedError
 from munet.events import Progress as Event
+from munet.interrupts import raise_if_interrupted
 from munet.system.hparams import data_hparams, mutate_hparams
 from munet.system.path import Path
 from munet.system.policy import MUNET_POLICY, CandidatePolicy
@@ -192,6 +193,7 @@ def run_task_iteration(
             _check_replay(replayed, records)
             results = [recorder.load_result(r, c) for r, c in zip(replayed, children, strict=True)]
         else:
+            raise_if_interrupted()  # a Ctrl-C swallowed on its way stops the run here
             seed = derive_seed(settings.seed, task, it, b, "train")
             results = trainer.train_generation(task, children, ds, seed)
         judged = []
