@@ -79,7 +79,7 @@ def timm_loop(
     """A plain fine-tuning loop on timm's VisionTransformer; returns (seconds, images)."""
     from munet.model.root import timm_model
     from munet.system.arch import timm_prefix
-    from munet.train.schedule import learning_rate
+    from munet.system.schedule import learning_rate
 
     model = timm_model(root.arch, num_classes)
     state = {timm_prefix(n) + k: v for n, comp in root.params.items() for k, v in comp.items()}

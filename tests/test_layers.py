@@ -35,6 +35,7 @@ LAYERS = {
     "events": 0,
     "defaults": 0,
     "interrupts": 0,
+    "fileio": 0,
 }
 
 #: Modules whose layer is not their area's.
@@ -44,16 +45,7 @@ MODULE_LAYERS = {
 }
 
 #: Justified upward imports, (importer, imported): reason.
-EXCEPTIONS = {
-    ("munet.model.root", "munet.train.schedule"): (
-        "pretrain_builtin, the developer tool that trains the shipped builtin roots, uses the "
-        "training schedule; function-level, never imported by the evolve path"
-    ),
-    ("munet.model.root", "munet.store.atomic"): (
-        "pretrain_builtin writes the root's weights with the store's crash-safe writes; "
-        "function-level"
-    ),
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

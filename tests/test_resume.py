@@ -107,7 +107,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_system(tmp_path, r
 
 CRASH_DURING_SAVE = """
 import os, sys
-import munet.store.atomic as atomic
+import munet.fileio.atomic as atomic
 import munet.store.journal as journal
 mode, n = sys.argv[1], int(sys.argv[2])
 calls = [0]

@@ -255,9 +255,9 @@ def run_lora(
     import json
     from dataclasses import asdict
 
+    from munet.fileio.atomic import atomic_write_json
     from munet.model.ops import TorchOps
     from munet.model.root import load_root
-    from munet.store.atomic import atomic_write_json
     from munet.system.baselines import matched_budget, scaled_budget
     from munet.system.state import make_root_state
     from munet.train.peft_lora import LoraTaskResult, train_lora_task

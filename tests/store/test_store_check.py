@@ -109,7 +109,7 @@ def test_a_line_without_a_type_is_corruption(system: Path) -> None:
     import json
     import zlib
 
-    from munet.store.jsoncodec import canonical_json
+    from munet.fileio.jsoncodec import canonical_json
 
     body = canonical_json({"no_type": 1}, "event")
     crc = zlib.crc32(body.encode()) & 0xFFFFFFFF

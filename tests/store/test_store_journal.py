@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from munet.errors import StoreError
+from munet.fileio.jsoncodec import decode_float
 from munet.store.journal import Journal, encode_line
-from munet.store.jsoncodec import decode_float
 
 EVENTS = [
     {"type": "start", "config": {"lr": 0.001, "seed": 7}},

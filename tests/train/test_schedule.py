@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from munet.train.schedule import learning_rate
+from munet.system.schedule import learning_rate
 
 
 def hp(kind, ratio=0.1, lr=0.2):

@@ -261,7 +261,7 @@ def pretrain(
     """
     from munet.data.builtin import load_pretrain_corpus
     from munet.data.pipeline import TrainStream, prepare_eval
-    from munet.train.schedule import learning_rate
+    from munet.system.schedule import learning_rate
 
     say = log or print
     dev = torch.device(
@@ -363,7 +363,7 @@ def pretrain_builtin(
     """
     from safetensors.torch import save
 
-    from munet.store.atomic import atomic_write_bytes, atomic_write_json
+    from munet.fileio.atomic import atomic_write_bytes, atomic_write_json
 
     say = log or print
     if name not in BUILTIN_ROOTS:

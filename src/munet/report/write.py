@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from munet.errors import ReportError
+from munet.fileio.atomic import atomic_write_text
 from munet.report import tables
 from munet.report.summary import SystemSummary, load_summaries
-from munet.store.atomic import atomic_write_text
 from munet.system.baselines import matched_budget, scaled_budget
 
 

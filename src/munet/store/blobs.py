@@ -9,7 +9,7 @@ and pass back to :meth:`BlobStore.get` / :meth:`BlobStore.verify` to detect corr
      "dtypes": {name: "float32" | "bfloat16" | "int64" | ...}, "numel": <total elements>}
 
 Dtype names are ``str(torch_dtype)`` without the ``torch.`` prefix. Files are written with
-:func:`munet.store.atomic.atomic_write_bytes`; no pickle is involved anywhere.
+:func:`munet.fileio.atomic.atomic_write_bytes`; no pickle is involved anywhere.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import safetensors.torch
 import torch
 
 from munet.errors import StoreError
-from munet.store.atomic import PathLike, atomic_write_bytes, fsync_directory
+from munet.fileio.atomic import PathLike, atomic_write_bytes, fsync_directory
 
 SUFFIX = ".safetensors"
 _DAMAGED = "restore the system directory from backup or run `munet check`"

@@ -1,7 +1,7 @@
 """Append-only JSON-lines event log with a CRC per line.
 
 Each line is ``{"crc": <crc32>, "event": {...}}`` followed by ``\\n``, where the CRC is the
-zlib CRC-32 of the event's canonical JSON (:func:`munet.store.jsoncodec.canonical_json`).
+zlib CRC-32 of the event's canonical JSON (:func:`munet.fileio.jsoncodec.canonical_json`).
 Lines are written with a single ``write`` on an ``O_APPEND`` descriptor and fsynced before
 :meth:`Journal.append` returns, so an acknowledged event survives a crash.
 
@@ -14,7 +14,7 @@ so new lines never glue onto it. A damaged line anywhere else means real corrupt
 Events are JSON dicts with a ``"type"`` string; the journal interprets one type only: a
 ``created`` event is the first line of a new file, written with ``O_EXCL``, so two writers
 racing to create a system cannot both succeed and a second ``created`` is refused. Values
-follow :mod:`munet.store.jsoncodec`: finite floats round-trip exactly, **non-finite floats are
+follow :mod:`munet.fileio.jsoncodec`: finite floats round-trip exactly, **non-finite floats are
 stored (and read back) as the strings** ``"nan"``, ``"inf"``, ``"-inf"``; tuples read back as
 lists.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from munet.errors import StoreError
-from munet.store.atomic import PathLike, fsync_directory, write_all
-from munet.store.jsoncodec import canonical_json
+from munet.fileio.atomic import PathLike, fsync_directory, write_all
+from munet.fileio.jsoncodec import canonical_json
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from munet.errors import StoreError
-from munet.store.atomic import PathLike, write_all
+from munet.fileio.atomic import PathLike, write_all
 
 LOCK_NAME = "lock"
 

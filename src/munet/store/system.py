@@ -25,7 +25,7 @@ from typing import Any
 
 from munet import __version__
 from munet.errors import StoreError
-from munet.store.atomic import atomic_write_json, atomic_write_text, cleanup_temp_files
+from munet.fileio.atomic import atomic_write_json, atomic_write_text, cleanup_temp_files
 from munet.store.journal import CREATED, Journal
 from munet.system.arch import RootArch
 from munet.system.component import Component

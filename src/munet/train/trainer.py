@@ -23,7 +23,7 @@ from munet.system.arch import HEAD, RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
 from munet.system.hparams import peak_lr
 from munet.system.path import Path
-from munet.train.schedule import learning_rate
+from munet.system.schedule import learning_rate
 
 
 @dataclass

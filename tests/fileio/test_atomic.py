@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from munet.errors import StoreError
-from munet.store.atomic import (
+from munet.fileio.atomic import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -81,7 +81,7 @@ def test_process_death_before_rename_leaves_old_file_and_cleanable_temp(tmp_path
     atomic_write_bytes(target, b"old")
     script = (
         "import os, sys\n"
-        "from munet.store import atomic\n"
+        "from munet.fileio import atomic\n"
         "os.replace = lambda *a: os._exit(3)\n"  # die hard right before the rename
         "atomic.atomic_write_bytes(sys.argv[1], b'new' * 1000)\n"
     )

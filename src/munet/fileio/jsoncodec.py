@@ -1,4 +1,4 @@
-"""The JSON encoding used by the journal and by :func:`munet.store.atomic.atomic_write_json`.
+"""The JSON encoding used by the journal and by :func:`munet.fileio.atomic.atomic_write_json`.
 
 Decisions (shared by every JSON file the store writes):
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from munet.errors import StoreError
-from munet.store.jsoncodec import encode_json_value
+from munet.fileio.jsoncodec import encode_json_value
 
 TEMP_PREFIX = ".tmp-"
 
@@ -103,7 +103,7 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def atomic_write_json(path: PathLike, obj: Any) -> None:
     """Atomically write ``obj`` as JSON (sorted keys, indent 1, trailing newline).
 
-    ``obj`` is encoded with :func:`munet.store.jsoncodec.encode_json_value`: non-finite floats
+    ``obj`` is encoded with :func:`munet.fileio.jsoncodec.encode_json_value`: non-finite floats
     are written as the strings ``"nan"``/``"inf"``/``"-inf"``, non-JSON values raise
     :class:`~munet.errors.StoreError`.
     """

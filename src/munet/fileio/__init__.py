@@ -1,0 +1,2 @@
+"""Crash-safe file writes and the JSON codec: leaves that every layer may use (the store, root
+pretraining, reports)."""
