@@ -145,7 +145,8 @@ class Config:
     seed_keep: int = _key(2, "seed_phase=screen: seed paths trained per task iteration")
     min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
     head_init: str = _key(
-        "probe", "probe: a new head starts as a ridge probe on its frozen features | zeros: spec"
+        "zeros",
+        "zeros: the spec | probe: a new head starts as a ridge probe on its frozen features",
     )
     search_space: dict[str, list[Any]] = _key(
         {}, "candidate-list overrides, e.g. {opt_lr: [0.005, 0.01, 0.02]}"
