@@ -21,7 +21,8 @@ Pareto plot (accuracy against parameters per task, at budget 1) go to ``--img-di
     .venv/bin/python bench/quality.py --tasks builtin:digits --seeds 1 --budgets 1 \\
         --budget task_iterations=1 candidates_per_iteration=4
 
-A method ``NAME@S`` runs method NAME with scale factor S (e.g. ``munet@0.9``).
+A method ``NAME@S`` runs method NAME with scale factor S (e.g. ``munet@0.9``);
+``munet-extended`` is muNet with ``search: extended`` (low-rank components and AdamW).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ DEFAULT_METHODS = [
     "munet@0.9",
     "munet@0.7",
     "munet-no-autotune",
+    "munet-extended",
     "finetune-all",
     "freeze-bottom:2",
     "adapters:16",
@@ -115,9 +117,15 @@ def parse_budgets(text: str) -> list[float]:
     return out
 
 
+#: bench-only method names: muNet with another search space
+SEARCH_METHODS = {"munet-extended": ("munet", "extended")}
+
+
 def method_overrides(method: str) -> dict[str, Any]:
     name, _, scale = method.partition("@")
     out: dict[str, Any] = {"method": name}
+    if name in SEARCH_METHODS:
+        out["method"], out["search"] = SEARCH_METHODS[name]
     if scale:
         out["scale_factor"] = float(scale)
     return out
