@@ -1,5 +1,6 @@
 """Imports run one way: cli → runner/api → {store, train, execute, report, serve} →
-{model, data, config} → system, with leaf modules (errors, events, defaults) usable anywhere.
+{model, data, config} → system, with leaf modules (errors, events, defaults, interrupts, fileio,
+progress) usable anywhere.
 
 Every ``import`` in ``src/munet`` counts, function-level and ``TYPE_CHECKING`` ones included.
 A module may import its own layer or any layer below; areas of one layer (e.g. report and
@@ -36,6 +37,7 @@ LAYERS = {
     "defaults": 0,
     "interrupts": 0,
     "fileio": 0,
+    "progress": 0,
 }
 
 #: Modules whose layer is not their area's.

@@ -10,7 +10,11 @@ import torch::
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
+
+# a library logs, its application decides where to: silent unless logging is configured
+logging.getLogger("munet").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from munet.api import add_tasks, check, evolve, export, load, report
