@@ -149,6 +149,7 @@ def test_growing_the_budget_is_allowed_and_changing_the_root_is_refused(tmp_path
     d = tmp_path / "s"
     assert main(tiny_args(d, "builtin:digits", "task_iterations=1")) == 0
     journal = (d / "journal.jsonl").read_bytes()
+    capsys.readouterr()  # the first run's progress
     assert main(tiny_args(d, "builtin:digits", "task_iterations=1", f"seed={SEED + 5}")) == 2
     err = capsys.readouterr().err
     assert "seed" in err and err.count("\n") == 1

@@ -44,8 +44,10 @@ def evolve(
 
     ``config`` is a YAML file of config keys; ``keys`` override them (``task_iterations=3``,
     ``hparams={"opt_lr": 0.02}``; see ``munet config --explain``). Each callback receives the
-    typed events of :mod:`munet.events`. ``log`` receives progress lines (default: print);
-    ``show_progress`` forces the tqdm bar on or off (default: on when stderr is a terminal).
+    typed events of :mod:`munet.events`. Progress and notes go to the ``munet`` loggers
+    (silent until logging is configured, e.g. ``logging.basicConfig(level=logging.INFO)``), or
+    to ``log`` when given; ``show_progress`` forces the tqdm bar on or off (default: on when
+    stderr is a terminal and progress is listened to).
     """
     from munet.runner import evolve_system
 
@@ -88,7 +90,8 @@ def add_tasks(
 def check(system: PathLike, *, evaluate: bool = True, log: Log | None = None) -> list[str]:
     """Verify the stored system: blobs, manifest, train locks and (``evaluate``) that every
     retained model still scores its recorded test accuracy. Returns one line per problem; an
-    empty list means the system is intact and can resume."""
+    empty list means the system is intact and can resume. Progress goes to ``log`` when given,
+    else to the ``munet`` loggers."""
     from munet.store.check import check_system
     from munet.train.recheck import reevaluate_retained
 

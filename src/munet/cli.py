@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -43,16 +45,28 @@ def _executor_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def cmd_evolve(args: argparse.Namespace) -> int:
-    from munet.api import evolve
+def print_json(doc: Any) -> None:
+    """The one document ``--json`` puts on stdout."""
+    print(json.dumps(doc, indent=2))
+
+
+def _print_evolved(args: argparse.Namespace, outcome: Any) -> None:
     from munet.report.tables import format_table
 
-    outcome = evolve(args.system, args.config, **_overrides(args))
+    if args.json:
+        print_json(outcome.summary())
+        return
     print(format_table(outcome.rows))
     print(
         f"system: {outcome.directory}  ({outcome.trained} candidates trained, "
         f"{outcome.seconds:.0f} s)"
     )
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from munet.api import evolve
+
+    _print_evolved(args, evolve(args.system, args.config, **_overrides(args)))
     return 0
 
 
@@ -82,22 +96,30 @@ def add_task_arguments(args: argparse.Namespace) -> tuple[str, list[str], list[s
 
 def cmd_add_task(args: argparse.Namespace) -> int:
     from munet.api import add_tasks
-    from munet.report.tables import format_table
 
     system, specs, args.overrides = add_task_arguments(args)
     args.tasks = None  # the tasks to add, not the system's task list
-    outcome = add_tasks(system, specs, args.config, **_overrides(args))
-    print(format_table(outcome.rows))
+    _print_evolved(args, add_tasks(system, specs, args.config, **_overrides(args)))
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from munet.api import check
 
-    problems = check(args.system, evaluate=not args.no_eval, log=print)
-    for line in problems:
-        print(f"PROBLEM: {line}")
-    print("ok: system intact" if not problems else f"{len(problems)} problem(s) found")
+    problems = check(args.system, evaluate=not args.no_eval)
+    if args.json:
+        print_json(
+            {
+                "system": str(args.system),
+                "ok": not problems,
+                "evaluated": not args.no_eval,
+                "problems": problems,
+            }
+        )
+    else:
+        for line in problems:
+            print(f"PROBLEM: {line}")
+        print("ok: system intact" if not problems else f"{len(problems)} problem(s) found")
     return 0 if not problems else 1
 
 
@@ -154,6 +176,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from munet.api import report
 
     outcome = report(args.system, args.out)
+    if args.json:
+        print_json(outcome.summary())
+        return 0
     print(outcome.leaderboard)
     print(f"report: {outcome.html}  (also {outcome.markdown.name} and {len(outcome.images)} PNGs)")
     return 0
@@ -177,12 +202,62 @@ def _version() -> str:
     return f"munet {munet.__version__}"
 
 
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def output_options(p: argparse.ArgumentParser) -> None:
+    """-q, -v and --log-level, accepted before the verb and after it (SUPPRESS: a verb's parser
+    leaves the value given before the verb in place unless the flag is repeated after it)."""
+    g = p.add_argument_group("output (progress and logs go to stderr, results to stdout)")
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors on stderr: no progress",
+    )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="also debug lines on stderr",
+    )
+    g.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LEVELS,
+        default=argparse.SUPPRESS,
+        help="stderr threshold, overriding -q/-v (default INFO: progress and notes)",
+    )
+
+
+def json_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print one JSON document ({what}) on stdout instead of the table",
+    )
+
+
+def log_level(args: argparse.Namespace) -> int:
+    """The stderr threshold the output flags ask for."""
+    if getattr(args, "log_level", None):
+        return int(getattr(logging, args.log_level))
+    if getattr(args, "quiet", False):
+        return logging.WARNING
+    if getattr(args, "verbose", False):
+        return logging.DEBUG
+    return logging.INFO
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="munet",
         description="Grow one multitask system out of a pretrained ViT (muNet).",
     )
     p.add_argument("--version", action="version", version=_version())
+    output_options(p)
     sub = p.add_subparsers(dest="command", required=True)
 
     def run_options(sp: argparse.ArgumentParser) -> None:
@@ -242,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
     run_options(e)
     execution_options(e)
+    json_option(e, "per-task test/val accuracy and parameters")
     e.set_defaults(func=cmd_evolve)
 
     a = sub.add_parser(
@@ -253,11 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--system", help=f"system directory (default: {DEFAULT_SYSTEM})")
     run_options(a)
     execution_options(a)
+    json_option(a, "as evolve's")
     a.set_defaults(func=cmd_add_task)
 
     k = sub.add_parser("check", help="verify blobs, locks and that retained models are unchanged")
     k.add_argument("--system", default=DEFAULT_SYSTEM, help="system directory")
     k.add_argument("--no-eval", action="store_true", help="skip re-evaluating retained paths")
+    json_option(k, "ok and the problems found")
     k.set_defaults(func=cmd_check)
 
     t = sub.add_parser("tasks", help="list the built-in tasks")
@@ -298,16 +376,27 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--out", help="output directory (default: DIR/report for one system, else ./munet-report)"
     )
+    json_option(rp, "the written files and each system's per-task leaderboard")
     rp.set_defaults(func=cmd_report)
 
     from munet.serve.cli import add_serve_commands
 
     add_serve_commands(sub)
+    for verb in sub.choices.values():
+        output_options(verb)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from munet.progress import StderrHandler
+
     args = build_parser().parse_args(argv)
+    args.level = log_level(args)
+    logger = logging.getLogger("munet")
+    handler = StderrHandler()
+    before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(args.level)
     try:
         with catching_interrupts():
             return int(args.func(args) or 0)
@@ -320,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
 
 
 if __name__ == "__main__":

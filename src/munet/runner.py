@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     from munet.train.peft_lora import LoraRecipe, LoraTaskResult
 
 Log = Callable[[str], None]
+
+logger = logging.getLogger(__name__)
 
 
 def fit_image_size(cfg: Config, patch_size: int) -> None:
@@ -86,10 +89,33 @@ def effective_config(
 
 @dataclass
 class EvolveOutcome:
+    """What ``munet.evolve`` did: the per-task rows of tasks.csv after the run."""
+
     directory: Path
     rows: list[dict[str, Any]]
     seconds: float
     trained: int
+
+    def summary(self) -> dict[str, Any]:
+        """The document ``munet evolve --json`` prints: the run and one entry per task (the
+        columns of tasks.csv; ``shared_with`` and ``private`` as lists)."""
+        n = max(1, len(self.rows))
+        tested = [r["test_accuracy"] for r in self.rows if r["test_accuracy"] is not None]
+        return {
+            "system": str(self.directory),
+            "seconds": round(self.seconds, 1),
+            "candidates_trained": self.trained,
+            "mean_test_accuracy": sum(tested) / len(tested) if tested else None,
+            "params_per_task": sum(r["accounted_params"] for r in self.rows) / n,
+            "tasks": [
+                {
+                    **r,
+                    "shared_with": [t for t in r["shared_with"].split(",") if t],
+                    "private": [c for c in r["private"].split(",") if c],
+                }
+                for r in self.rows
+            ],
+        }
 
 
 def evolve_system(
@@ -101,7 +127,9 @@ def evolve_system(
     callbacks: Sequence[Callback] = (),
 ) -> EvolveOutcome:
     """Create or resume the system in ``directory`` and evolve it to its budget; each of
-    ``callbacks`` receives the typed events of :mod:`munet.events`."""
+    ``callbacks`` receives the typed events of :mod:`munet.events`. Progress goes to ``log``
+    when given, else to the ``munet`` loggers; ``show_progress`` forces the tqdm bar on or off
+    (default: on when stderr is a terminal and progress is listened to)."""
 
     from munet.execute import open_executor
     from munet.execute.agents import SkipAgentReplays, evolve_async, reserve_agent_ids
@@ -118,7 +146,7 @@ def evolve_system(
     from munet.system.state import Settings, make_root_state
     from munet.train.trainer import TrainSettings
 
-    say = log or print
+    say = log or logger.info
     t0 = time.time()
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -135,11 +163,13 @@ def evolve_system(
     configure_threads(cfg.threads)
     # with executor=ray the workers' device follows gpus_per_worker, not the driver's GPUs
     device = resolve_device(cfg.device) if cfg.executor == "local" else "cpu"
+    logger.debug("effective config: %s", cfg.to_dict())
+    logger.debug("driver device %s, executor %s", device, cfg.executor)
     tasks = load_tasks(cfg.tasks)
     if resuming:
         assert stored_cfg is not None
         _check_resume(stored_cfg, cfg, store.tasks(), tasks)
-    root = load_root(cfg.root, log=say, weights=cfg.root_weights)
+    root = load_root(cfg.root, log=log, weights=cfg.root_weights)
     fit_image_size(cfg, root.arch.patch_size)
     cfg.validate_for_root(root.arch, device)
     method = parse_method(cfg.method)
@@ -148,7 +178,7 @@ def evolve_system(
     except ValueError as err:
         raise ConfigError(str(err)) from None
     ops = TorchOps()
-    executor = open_executor(cfg, say)  # checks the cluster's resources before any write
+    executor = open_executor(cfg, log)  # checks the cluster's resources before any write
     directory.parent.mkdir(parents=True, exist_ok=True)
     if not resuming:
         directory.mkdir(exist_ok=True)
@@ -215,7 +245,7 @@ def evolve_system(
                 head_init=cfg.head_init,
             ),
         )
-        progress = ProgressPrinter(state, settings, list(tasks), say, show_progress)
+        progress = ProgressPrinter(state, settings, list(tasks), log, show_progress)
         progress.callbacks = list(callbacks)
         progress.tensorboard = TensorBoardLog.open(directory, settings.candidates_per_iteration)
         classes = {n: d.num_classes for n, d in tasks.items()}

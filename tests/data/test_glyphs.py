@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def test_glyph_cache_reused_and_seeded(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert c.split_info["seed"] == 6 and a.split_info["seed"] == 5
     fresh = render_glyph_task("glyph_digits", tmp_path / "other", seed=5, max_per_class=3)
     assert fresh.split_info["fingerprint"] == a.split_info["fingerprint"]
+
+
+def test_rendering_on_first_use_reports_progress_and_a_cache_hit_does_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="munet")
+    render_glyph_task("glyph_digits", tmp_path, seed=3, max_per_class=2)
+    said = [r.getMessage() for r in caplog.records if r.name == "munet.data.builtin"]
+    assert said[0].startswith("task glyph_digits: rendering 60 glyphs on first use (cached in ")
+    # piped (pytest's stderr is no terminal): the final count, with nothing left to wait for
+    assert said[-1].startswith("render glyph_digits 60/60, ") and said[-1].endswith("ETA 00:00")
+    caplog.clear()
+    render_glyph_task("glyph_digits", tmp_path, seed=3, max_per_class=2)
+    (hit,) = [r for r in caplog.records if r.name == "munet.data.builtin"]
+    assert hit.levelno == logging.DEBUG and "read from the cache" in hit.getMessage()
 
 
 def test_corrupt_cache_is_rerendered(tmp_path: Path) -> None:

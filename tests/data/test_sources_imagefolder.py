@@ -4,6 +4,7 @@ and the runner refusing a task whose class count changed."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -38,6 +39,18 @@ def check_labels(task) -> None:
     for s in ("train", "val", "test"):
         vals, labels = values(task, s)
         assert [v // 20 for v in vals] == labels
+
+
+def test_decoding_on_first_use_reports_progress(tmp_path, caplog):
+    make_classes(tmp_path / "pets", {"cat": 10, "dog": 10})
+    caplog.set_level(logging.INFO, logger="munet")
+    load_task(f"imagefolder:{tmp_path / 'pets'}")
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0].startswith("task pets: decoding 20 images on first use (cached in ")
+    assert said[-1].startswith("decode pets 20/20, ") and said[-1].endswith("ETA 00:00")
+    caplog.clear()
+    load_task(f"imagefolder:{tmp_path / 'pets'}")  # from the cache: nothing to report
+    assert caplog.records == []
 
 
 def test_class_folders_split_80_10_10_by_seed(tmp_path):

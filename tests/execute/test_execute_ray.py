@@ -58,10 +58,10 @@ def test_ray_gives_the_local_system_bit_for_bit_even_when_a_worker_dies(
     monkeypatch.setenv(CRASH_ONCE_ENV, str(marker))  # the first job's worker exits abruptly
     d = tmp_path / "system"
     assert main(tiny_args(d, TASKS, *RAY, "--workers", "2")) == 0
-    out = capsys.readouterr().out
-    assert "ray: 2 workers on 1 node(s)" in out
+    err = capsys.readouterr().err  # progress and notes: on stderr
+    assert "ray: 2 workers on 1 node(s)" in err
     assert marker.exists()
-    assert "died on [digits cand" in out and "re-queued (retry 1/2)" in out
+    assert "died on [digits cand" in err and "re-queued (retry 1/2)" in err
     assert fingerprint(d) == reference  # the retried candidates trained exactly the same
 
 
@@ -90,11 +90,11 @@ def test_one_async_agent_at_a_time_equals_round_robin(tmp_path, reference):
 def test_async_agents_evolve_tasks_at_once_and_keep_the_system_intact(tmp_path, capsys):
     d = tmp_path / "system"
     assert main(tiny_args(d, TASKS, *RAY, "--workers", "2", "--async-tasks")) == 0
-    out = capsys.readouterr().out
-    assert "up to 2 tasks evolve at once" in out
+    err = capsys.readouterr().err  # progress and notes: on stderr
+    assert "up to 2 tasks evolve at once" in err
     # both first iterations started before either ended: each saw only the root
-    assert "== task digits iteration 0 (seeds: paths [0])" in out
-    assert "== task glyph_digits iteration 0 (seeds: paths [0])" in out
+    assert "== task digits iteration 0 (seeds: paths [0])" in err
+    assert "== task glyph_digits iteration 0 (seeds: paths [0])" in err
     assert main(["check", "--system", str(d)]) == 0
     store = SystemStore(d)
     store.read()

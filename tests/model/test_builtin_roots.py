@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -64,6 +65,9 @@ def test_regenerating_a_shipped_root_reports_a_difference_and_keeps_the_shipped_
     other = rootmod.pretrain_builtin("nano", force=True, log=said.append)
     assert other["matches_shipped"] is False
     assert any("differs from the root shipped" in m for m in said)
+    # piped progress: the count of steps, the time left and the loss
+    (count,) = [m for m in said if m.startswith("pretrain nano ")]
+    assert re.fullmatch(r"pretrain nano 4/4, \d\d:\d\d elapsed, ETA 00:00 loss \d\.\d{3}", count)
     loaded = rootmod.load_builtin("nano")
     assert torch.equal(loaded.params["encoder_norm"]["weight"], state["norm.weight"])
 

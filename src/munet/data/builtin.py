@@ -7,6 +7,7 @@ test split is never used for selection. Glyph tasks are rendered once and cached
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import struct
 import zlib
@@ -22,6 +23,9 @@ from munet.data.cache import load_arrays, resolve_cache_dir, save_arrays
 from munet.data.catalog import CATALOG, list_builtin_tasks
 from munet.data.task import SPLITS, TaskData
 from munet.errors import TaskError
+from munet.progress import Progress
+
+logger = logging.getLogger(__name__)
 
 FASHION_MNIST_ENV = "MUNET_FASHION_MNIST_DIR"
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
@@ -262,10 +266,16 @@ def render_glyph_task(
     arrays = load_arrays(path, keys)
     sizes = [len(gspec.chars) * c for c in counts]
     if arrays is None or [arrays[f"{s}_y"].shape[0] for s in SPLITS] != sizes:
+        logger.info(f"task {name}: rendering {sum(sizes)} glyphs on first use (cached in {path})")
         arrays = {}
-        for i, (s, c) in enumerate(zip(SPLITS, counts, strict=True)):
-            arrays[f"{s}_x"], arrays[f"{s}_y"] = glyphs.render_split(gspec.chars, c, [*entropy, i])
+        with Progress(sum(sizes), f"render {name}", unit="img", logger=logger) as count:
+            for i, (s, c) in enumerate(zip(SPLITS, counts, strict=True)):
+                arrays[f"{s}_x"], arrays[f"{s}_y"] = glyphs.render_split(
+                    gspec.chars, c, [*entropy, i], count.advance
+                )
         save_arrays(path, arrays)
+    else:
+        logger.debug(f"task {name}: glyphs read from the cache {path}")
     info = {
         "policy": "independently rendered splits (seed entropy [seed, crc32(name), split])",
         "seed": seed,

@@ -16,6 +16,7 @@ Rules (shared by the ``imagefolder:`` and ``torchvision:`` sources):
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -26,6 +27,9 @@ from typing import Any
 import numpy as np
 
 from munet.errors import TaskError
+from munet.progress import Progress
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_STORAGE_SIZE = 64
 #: Images with more pixels are skipped unread (a 344 KB PNG can declare 9400 x 9400).
@@ -160,7 +164,7 @@ def warn_skipped(where: str, errors: Sequence[str]) -> None:
 
 
 def decode_files(
-    paths: Sequence[Path], size: Size, workers: int | None = None
+    paths: Sequence[Path], size: Size, workers: int | None = None, desc: str = "decode"
 ) -> tuple[list[np.ndarray | None], list[str]]:
     """Decode image files in parallel (PIL releases the GIL); unreadable ones give None.
 
@@ -168,26 +172,33 @@ def decode_files(
     """
     from PIL import Image
 
-    def one(path: Path) -> tuple[np.ndarray | None, str | None]:
+    def one(i: int) -> tuple[np.ndarray | None, str | None]:
+        path = paths[i]
         try:
             with Image.open(path) as img:
                 return to_array(img, size), None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
             return None, f"{path} ({err.__class__.__name__})"
 
-    workers = workers or min(8, os.cpu_count() or 1)
-    if workers > 1 and len(paths) > 16:
-        with ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(one, paths, chunksize=64))
-    else:
-        results = [one(p) for p in paths]
+    results = map_items(one, len(paths), workers, desc)
     return [r[0] for r in results], [r[1] for r in results if r[1] is not None]
 
 
-def map_items(fn: Callable[[int], Any], n: int, workers: int | None = None) -> list[Any]:
-    """``[fn(i) for i in range(n)]`` on a thread pool (dataset ``__getitem__`` decodes)."""
+def map_items(
+    fn: Callable[[int], Any], n: int, workers: int | None = None, desc: str = "decode"
+) -> list[Any]:
+    """``[fn(i) for i in range(n)]`` on a thread pool (dataset ``__getitem__`` decodes), with
+    progress named ``desc``."""
     workers = workers or min(8, os.cpu_count() or 1)
-    if workers > 1 and n > 16:
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(fn, range(n), chunksize=64))
-    return [fn(i) for i in range(n)]
+    out = []
+    with Progress(n, desc, unit="img", logger=logger) as count:
+        if workers > 1 and n > 16:
+            with ThreadPoolExecutor(workers) as pool:
+                for item in pool.map(fn, range(n), chunksize=64):
+                    out.append(item)
+                    count.advance()
+        else:
+            for i in range(n):
+                out.append(fn(i))
+                count.advance()
+    return out

@@ -14,9 +14,10 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,12 +186,16 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def render_split(
-    chars: Sequence[str], n_per_class: int, seed_entropy: Sequence[int]
+    chars: Sequence[str],
+    n_per_class: int,
+    seed_entropy: Sequence[int],
+    advance: Callable[[int], Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render ``n_per_class`` images of every char, in a seeded random class order.
 
     Returns (x uint8 [N, 1, 32, 32], y int64 [N]) as numpy arrays, N = len(chars) * n_per_class.
     ``seed_entropy`` seeds a ``numpy.random.SeedSequence``; equal entropy gives equal arrays.
+    ``advance(k)`` is called as each chunk of k images is done (progress).
     """
     k = len(chars)
     n = k * n_per_class
@@ -256,4 +261,6 @@ def render_split(
                 img[sel] = _gaussian_blur(img[sel], sigma)
         img = img * ink_t[lo:hi].view(-1, 1, 1, 1)
         out[lo:hi] = torch.round(img.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+        if advance is not None:
+            advance(hi - lo)
     return out.numpy(), y

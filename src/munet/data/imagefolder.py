@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -51,6 +52,8 @@ from munet.data.sources import (
 )
 from munet.data.task import SPLITS, TaskData
 from munet.errors import TaskError
+
+logger = logging.getLogger(__name__)
 
 SPLIT_FOLDERS = {
     "train": "train",
@@ -288,7 +291,8 @@ def _decode_cached(
     arrays = load_arrays(cache, keys)
     if arrays is not None:
         return arrays["x"], arrays["y"], arrays["part"], arrays["skipped"]
-    decoded, errors = decode_files(files, opts.size)
+    logger.info(f"task {name}: decoding {len(files)} images on first use (cached in {cache})")
+    decoded, errors = decode_files(files, opts.size, desc=f"decode {name}")
     ok = [i for i, a in enumerate(decoded) if a is not None]
     x = stack([decoded[i] for i in ok], opts.size, f"task {name}")
     arrays = {

@@ -5,11 +5,14 @@ Sources are imported on first use (torch, PIL, torchvision stay out of ``munet -
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from munet.errors import TaskError
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from munet.data.task import TaskData
@@ -30,6 +33,10 @@ def load_tasks(specs: list[str]) -> dict[str, Any]:
         if data.num_classes < 2:
             raise TaskError(f"task {data.name!r} has {data.num_classes} class; a task needs >= 2")
         out[data.name] = data
+        logger.debug(
+            f"task {data.name} ({spec}): {data.num_classes} classes, train/val/test "
+            f"{len(data.train_y)}/{len(data.val_y)}/{len(data.test_y)}"
+        )
     return out
 
 

@@ -191,7 +191,7 @@ def read_split(ds: Any, opts: SourceOptions, where: str) -> tuple[np.ndarray, np
             raise TaskError(f"{where}: targets are {type(target).__name__}, not class indices")
         return to_array(img, opts.size), int(target), None
 
-    items = map_items(item, len(ds))
+    items = map_items(item, len(ds), desc=f"decode {where}")
     errors = [e for _, _, e in items if e is not None]
     warn_skipped(where, errors)
     ok = [(a, t) for a, t, e in items if e is None]

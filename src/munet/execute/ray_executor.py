@@ -39,6 +39,8 @@ from munet.system.path import Path
 
 Log = Callable[[str], None]
 
+logger = logging.getLogger(__name__)
+
 #: Environment variables forwarded to workers (cache folders, dataset locations, test hooks).
 FORWARD_ENV_PREFIX = "MUNET_"
 
@@ -185,7 +187,8 @@ class RayExecutor:
         import ray
 
         self._ray = ray
-        self.log = log or (lambda m: None)
+        self.log = log or logger.info
+        self.warn = log or logger.warning
         self.gpus_per_worker = gpus_per_worker
         self.max_retries = max_retries
         self.start_timeout = start_timeout
@@ -393,7 +396,7 @@ class RayExecutor:
         if self._closed:
             raise ExecutorError("the Ray executor was closed while jobs were running")
         retry = job.tries <= self.max_retries
-        self.log(
+        self.warn(
             f"  worker {actor.slot} died on [{job.label()}] ({type(err).__name__}); "
             + (f"re-queued (retry {job.tries}/{self.max_retries})" if retry else "giving up")
         )

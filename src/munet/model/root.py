@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from munet.model.root_base import Root, split_timm_state
 from munet.system.arch import RootArch
 
 ROOT_FORMAT = 1
+
+logger = logging.getLogger(__name__)
 
 #: Builtin roots pretrained once by `munet pretrain-root NAME --force --out` and committed.
 SHIPPED_DIR = Path(__file__).parent / "weights"
@@ -263,7 +266,7 @@ def pretrain(
     from munet.data.pipeline import TrainStream, prepare_eval
     from munet.system.schedule import learning_rate
 
-    say = log or print
+    say = log or logger.info
     dev = torch.device(
         "cuda"
         if device == "auto" and torch.cuda.is_available()
@@ -294,12 +297,10 @@ def pretrain(
     schedule = {"opt_lr": spec.lr, "opt_lr_schedule": "cosine", "opt_lr_warmup_ratio": 0.05}
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda")
     model.train()
-    from tqdm import tqdm
+    from munet.progress import Progress
 
-    bar = tqdm(
-        range(spec.steps), desc=f"pretrain {name}", unit="step", disable=None, mininterval=1.0
-    )
-    for step in bar:
+    count = Progress(spec.steps, f"pretrain {name}", unit="step", log=log, logger=logger)
+    for step in range(spec.steps):
         for g in opt.param_groups:
             g["lr"] = learning_rate(step, schedule, spec.steps, spec.steps)
         x, y = next(stream)
@@ -309,13 +310,9 @@ def pretrain(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 50 == 0 or step == spec.steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if bar.disable and (step % 200 == 0 or step == spec.steps - 1):
-                say(
-                    f"  pretrain step {step + 1}/{spec.steps} loss {loss.item():.3f} "
-                    f"({time.time() - t0:.0f} s)"
-                )
+        # reading the loss synchronises a GPU: only every 50 steps
+        count.advance(note=f"loss {loss.item():.3f}" if step % 50 == 0 else None)
+    count.close()
     model.eval()
     with torch.no_grad(), autocast:
         xv = prepare_eval(corpus.val_x, spec.arch.image_size).to(dev)
@@ -365,7 +362,7 @@ def pretrain_builtin(
 
     from munet.fileio.atomic import atomic_write_bytes, atomic_write_json
 
-    say = log or print
+    say = log or logger.info
     if name not in BUILTIN_ROOTS:
         raise RootError(f"unknown builtin root {name!r}; known: {', '.join(BUILTIN_ROOTS)}")
     if out_dir is not None:

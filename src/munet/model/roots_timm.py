@@ -20,6 +20,7 @@ embedding, which is linear, so the root sees its training distribution exactly.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,8 @@ from munet.model.root_base import Root, split_timm_state
 from munet.system.arch import RootArch
 
 Log = Callable[[str], None]
+
+logger = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")
 SIDECAR_SUFFIXES = (".json", ".yaml", ".yml")
@@ -505,7 +508,7 @@ def build_root(
     log: Log | None,
 ) -> Root:
     """Load ``path`` into ``model`` and split it into root components."""
-    say = log or print
+    say = log or logger.info
     check_size(model, path, spec)
     load_weights(model, path, spec)
     state = {k: v.detach() for k, v in model.state_dict().items()}

@@ -1,36 +1,35 @@
-"""Progress of ``munet evolve``: a tqdm bar on a TTY, one plain line per candidate and per task
-iteration, and the optional TensorBoard scalars and user callbacks fed from the same events."""
+"""Progress of ``munet evolve``: a count of candidates (a tqdm bar on a TTY, ``k/N`` and ETA on
+each line when piped), one line per candidate and per task iteration, and the optional
+TensorBoard scalars and user callbacks fed from the same events."""
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from munet.events import Callback, Progress, typed_event
+from munet.progress import Progress as Count
 
 Log = Callable[[str], None]
 
+logger = logging.getLogger("munet.evolve")
+
 
 class ProgressPrinter:
-    """Progress: a tqdm bar on a TTY plus one plain line per candidate and per iteration."""
+    """The evolution loop's progress callable: lines to ``log`` (else the ``munet.evolve``
+    logger), the candidate count as a bar or on each candidate's line (``show`` forces the
+    bar on or off)."""
 
     def __init__(
-        self, state: Any, settings: Any, tasks: list[str], say: Log, show: bool | None
+        self, state: Any, settings: Any, tasks: list[str], log: Log | None, show: bool | None
     ) -> None:
-        from tqdm import tqdm
-
         todo = (
             sum(max(0, settings.task_iterations - state.iterations_done.get(t, 0)) for t in tasks)
             * settings.candidates_per_iteration
         )
-        self.bar = tqdm(
-            total=todo,
-            unit="cand",
-            desc="evolve",
-            disable=(not sys.stderr.isatty()) if show is None else not show,
-        )
-        self.say = (lambda m: self.bar.write(m)) if not self.bar.disable else say
+        self.count = Count(todo, "evolve", unit="cand", log=log, logger=logger, show=show)
+        self.say = self.count.say
         self.trained = 0
         self.tag_tasks = False  # name the task on candidate lines (tasks evolving at once)
         self.tensorboard: Any = None  # optional scalars (munet.report.tensorboard)
@@ -51,14 +50,13 @@ class ProgressPrinter:
         elif event == Progress.CANDIDATE:
             r = info["record"]
             self.trained += 1
-            self.bar.update(1)
             q = "diverged" if r.quality is None else f"val {r.quality:.4f}"
             sc = "-" if r.score is None else f"{r.score:.4f}"
             verdict = "accepted" if r.accepted else "rejected"
             muts = "; ".join(r.mutations) or "no mutation"
             tag = f"{r.task} " if self.tag_tasks else ""
-            self.say(
-                f"  {tag}cand {r.candidate:>2} path {r.path_id:>4} <- {r.parent_id:>4}"
+            self.count.advance(
+                line=f"  {tag}cand {r.candidate:>2} path {r.path_id:>4} <- {r.parent_id:>4}"
                 f" ({r.parent_task}) {q} score {sc} {verdict} "
                 f"[{r.seconds:.1f}s] {muts}"
             )
@@ -73,6 +71,6 @@ class ProgressPrinter:
             )
 
     def close(self) -> None:
-        self.bar.close()
+        self.count.close()
         if self.tensorboard is not None:
             self.tensorboard.close()

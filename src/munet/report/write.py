@@ -7,16 +7,21 @@ import csv
 import datetime
 import html
 import io
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from munet.errors import ReportError
 from munet.fileio.atomic import atomic_write_text
+from munet.progress import Progress
 from munet.report import tables
 from munet.report.summary import SystemSummary, load_summaries
 from munet.system.baselines import matched_budget, scaled_budget
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -28,6 +33,36 @@ class ReportOutcome:
     images: list[Path]
     leaderboard: str
     summaries: list[SystemSummary]
+
+    def summary(self) -> dict[str, Any]:
+        """The document ``munet report --json`` prints: the files written and, per system, its
+        totals and leaderboard rows (the columns of leaderboard.csv)."""
+        return {
+            "out": str(self.out),
+            "html": str(self.html),
+            "markdown": str(self.markdown),
+            "csv": str(self.csv),
+            "images": [str(p) for p in self.images],
+            "systems": [
+                {
+                    "name": s.name,
+                    "directory": str(s.directory),
+                    "method": s.label,
+                    "root": s.root_spec,
+                    "mean_test_accuracy": s.mean_test_accuracy,
+                    "mean_val_accuracy": s.mean_val_accuracy,
+                    "params_per_task": s.params_per_task,
+                    "candidates": len(s.candidates),
+                    "train_images": s.images,
+                    "seconds": round(s.seconds, 3),
+                    "tasks": [
+                        {k: v for k, v in row.items() if k not in ("system", "method")}
+                        for row in tables.csv_rows([s])
+                    ],
+                }
+                for s in self.summaries
+            ],
+        }
 
 
 # A document is a list of blocks rendered twice: as Markdown and as HTML.
@@ -92,12 +127,16 @@ def _write(dirs: list[Path], summaries: list[SystemSummary], out_dir: Path) -> R
         blocks += [("h3", f"{s.name} ({s.label})"), ("p", describe(s))]
         blocks += [("p", tables.system_line(s)), ("table", tables.leaderboard(s))]
     images: list[Path] = []
+    plots_total = sum(4 if s.evolves else 2 for s in evolved) + (2 if evolved else 0)
+    count = Progress(plots_total, "report plots", unit="plot", logger=logger)
     if evolved:
         blocks.append(("h2", "Quality vs size"))
-        for img in (
-            plot_tradeoff(system_points(evolved), out_dir / "tradeoff.png"),
-            plot_task_tradeoffs(evolved, out_dir / "tradeoff-tasks.png"),
+        for draw in (
+            lambda: plot_tradeoff(system_points(evolved), out_dir / "tradeoff.png"),
+            lambda: plot_task_tradeoffs(evolved, out_dir / "tradeoff-tasks.png"),
         ):
+            img = draw()
+            count.advance()
             images.append(img)
             blocks.append(("img", img))
     for s in evolved:
@@ -114,10 +153,12 @@ def _write(dirs: list[Path], summaries: list[SystemSummary], out_dir: Path) -> R
             ]
         for title, plot, file in plots:
             img = plot(s, out_dir / file)
+            count.advance()
             images.append(img)
             blocks += [("h3", title), ("img", img)]
         if not s.evolves:
             blocks.append(("p", BASELINE_NOTE.format(method=s.method)))
+    count.close()
     md = out_dir / "report.md"
     page = out_dir / "report.html"
     table_csv = out_dir / "leaderboard.csv"

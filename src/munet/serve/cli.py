@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from typing import Any
 
 from munet.defaults import DEFAULT_SYSTEM
 from munet.errors import MunetError
+
+log = logging.getLogger(__name__)
 
 FILES_PER_CALL = 256  # bounds memory when predicting a large folder
 
@@ -119,11 +122,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     system = _open(args)
     settings = ServeSettings(**checked)
-    print(
+    log.info(
         f"serving {len(system.tasks)} tasks ({', '.join(system.tasks)}) from {args.system} "
         f"on http://{args.host}:{args.port}"
     )
-    serve(system, args.host, args.port, settings, log_level=args.log_level)
+    level = logging.getLevelName(getattr(args, "level", logging.INFO)).lower()
+    serve(system, args.host, args.port, settings, log_level=level)
     return 0
 
 
@@ -191,5 +195,4 @@ def add_serve_commands(sub: Any) -> None:
     s.add_argument(
         "--max-decodes", type=int, default=2, help="images decoded at once (bounds peak memory)"
     )
-    s.add_argument("--log-level", default="info", help="uvicorn log level")
     s.set_defaults(func=cmd_serve)

@@ -7,6 +7,7 @@ batch is augmented once and fed to every candidate, as the paper's 8 TPU cores d
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +25,8 @@ from munet.system.evolve import CandidateResult
 from munet.system.hparams import peak_lr
 from munet.system.path import Path
 from munet.system.schedule import learning_rate
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -120,7 +123,7 @@ class Trainer:
         self.arch = arch
         self.tasks = tasks
         self.settings = settings
-        self.log = log or (lambda msg: None)
+        self.log = log or logger.debug
         self._val_cache: dict[tuple[str, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     # ---- data ------------------------------------------------------------------------------
