@@ -3,6 +3,9 @@ check and add_tasks' argument rules."""
 
 from __future__ import annotations
 
+import logging
+import re
+
 import pytest
 import yaml
 from tiny import TINY
@@ -22,19 +25,27 @@ def tiny_keys(**extra):
 def evolved(tmp_path_factory):
     d = tmp_path_factory.mktemp("api") / "system"
     events = []
+    lines = []
     outcome = munet.evolve(
         d,
         tasks=["builtin:digits"],
         callbacks=[events.append],
-        log=lambda line: None,
+        log=lines.append,
         show_progress=False,
         **tiny_keys(task_iterations=1),
     )
-    return d, outcome, events
+    return d, outcome, events, lines
+
+
+def test_log_receives_the_progress_lines_with_the_count(evolved):
+    d, _, _, lines = evolved
+    assert lines[0].startswith(f"created system {d} ")
+    cands = [line for line in lines if line.lstrip().startswith("cand ")]
+    assert [c.rsplit("  [", 1)[1].split(",")[0] for c in cands] == ["1/3", "2/3", "3/3"]
 
 
 def test_callbacks_receive_typed_events_in_order(evolved):
-    d, outcome, events = evolved
+    d, outcome, events, _ = evolved
     kinds = [type(e).__name__ for e in events]
     # candidates_per_iteration=3, one task iteration, then the run's end
     assert kinds == ["CandidateTrained"] * 3 + ["IterationEnded", "RunEnded"]
@@ -55,13 +66,17 @@ def test_callbacks_receive_typed_events_in_order(evolved):
         end.trained = 4  # frozen
 
 
-def test_check_of_the_evolved_system_is_clean(evolved):
-    d, _, _ = evolved
+def test_check_of_the_evolved_system_is_clean_and_logs_instead_of_printing(evolved, capsys, caplog):
+    d, *_ = evolved
+    caplog.set_level(logging.INFO, logger="munet")
     assert munet.check(d, evaluate=False) == []
+    assert capsys.readouterr() == ("", "")  # the library never prints
+    said = [r.getMessage() for r in caplog.records if r.name == "munet.store.check"]
+    assert any(re.fullmatch(r"blobs: \d+ components and 0 to replay checked", m) for m in said)
 
 
 def test_config_of_a_stored_system_starts_from_its_config(evolved, capsys):
-    d, _, _ = evolved
+    d, *_ = evolved
     assert main(["config", "--system", str(d), "task_iterations=5"]) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["tasks"] == ["builtin:digits"] and cfg["root"] == "builtin:vit_micro"
@@ -69,6 +84,6 @@ def test_config_of_a_stored_system_starts_from_its_config(evolved, capsys):
 
 
 def test_add_tasks_takes_new_tasks_only_as_its_argument(evolved):
-    d, _, _ = evolved
+    d, *_ = evolved
     with pytest.raises(TypeError, match="tasks"):
         munet.add_tasks(d, ["builtin:glyph_digits"], tasks=["builtin:x"])
