@@ -189,6 +189,7 @@ class RayExecutor:
         self._ray = ray
         self.log = log or logger.info
         self.warn = log or logger.warning
+        self.detail = log or logger.debug  # workers' trainer lines (debug, as in-process)
         self.gpus_per_worker = gpus_per_worker
         self.max_retries = max_retries
         self.start_timeout = start_timeout
@@ -386,7 +387,7 @@ class RayExecutor:
                     raise
                 self._idle.put(actor)
                 for line in logs:
-                    self.log(f"  worker {actor.slot} [{jobs[i].label()}] {line}")
+                    self.detail(f"  worker {actor.slot} [{jobs[i].label()}] {line}")
                 out[i] = value
         return out
 
