@@ -292,12 +292,12 @@ def run_lora(
     from munet.system.state import make_root_state
     from munet.train.peft_lora import LoraTaskResult, train_lora_task
 
-    say = log or (lambda _: None)
+    say = log or logger.info
     directory = Path(directory)
     cfg = build_config(None, {**(overrides or {}), "method": "finetune-all"})
     configure_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    root = load_root(cfg.root, log=say, weights=cfg.root_weights)
+    root = load_root(cfg.root, log=log, weights=cfg.root_weights)
     fit_image_size(cfg, root.arch.patch_size)
     budget = scaled_budget(
         matched_budget(
