@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from munet.data.pipeline import TrainStream, prepare_eval, val_subset
 from munet.data.task import TaskData
@@ -42,6 +41,7 @@ from munet.system.baselines import (
 from munet.system.hparams import data_hparams
 from munet.system.rng import derive_seed
 from munet.system.state import ParamOps, Settings, SystemState
+from munet.train.trainer import optimizer_step
 
 LORA = "lora"
 
@@ -297,18 +297,7 @@ def train_lora_task(
         with autocast(dev):
             h = replicas[0].model.frozen_prefix(x)  # the embedding: every replica shares it
         for rep in live:
-            for group in rep.opt.param_groups:
-                group["lr"] = lr
-            with autocast(dev):
-                out = rep.model.forward_from(h, rep.model.grad_from)
-            loss = F.cross_entropy(out.float(), y)
-            if not torch.isfinite(loss):
-                rep.status = f"diverged: loss {loss.item()} at step {step}"
-                continue
-            rep.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(rep.params, 1.0)
-            rep.opt.step()
+            optimizer_step(rep, h, y, lr, step)
         if (step + 1) % interval == 0:
             for rep in (r for r in replicas if r.status == "ok"):
                 acc = _validate(rep.model, val, dev)

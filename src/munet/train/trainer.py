@@ -74,6 +74,23 @@ def autocast(device: torch.device) -> Any:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+def optimizer_step(run: Any, h: torch.Tensor, y: torch.Tensor, lr: float, step: int) -> None:
+    """One optimizer step at ``lr`` of ``run`` (``model``, ``opt``, ``params``, ``status``) from
+    ``h``, the output of its frozen prefix: cross-entropy, gradients clipped to norm 1; a
+    non-finite loss marks the run diverged instead."""
+    for group in run.opt.param_groups:
+        group["lr"] = lr
+    with autocast(h.device):
+        loss = F.cross_entropy(run.model.forward_from(h, run.model.grad_from).float(), y)
+    if not torch.isfinite(loss):
+        run.status = f"diverged: loss {loss.item()} at step {step}"
+        return
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.params, 1.0)
+    run.opt.step()
+
+
 class _Run:
     """One candidate's training state within a generation batch."""
 
@@ -244,18 +261,7 @@ class Trainer:
         self, run: _Run, h: torch.Tensor, y: torch.Tensor, step: int, total: int, interval: int
     ) -> None:
         """One optimizer step of ``run`` from ``h``, the output of its frozen prefix."""
-        lr = learning_rate(step, run.hp, total, interval)
-        for group in run.opt.param_groups:
-            group["lr"] = lr
-        with autocast(h.device):
-            loss = F.cross_entropy(run.model.forward_from(h, run.model.grad_from).float(), y)
-        if not torch.isfinite(loss):
-            run.status = f"diverged: loss {loss.item()} at step {step}"
-            return
-        run.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(run.params, 1.0)
-        run.opt.step()
+        optimizer_step(run, h, y, learning_rate(step, run.hp, total, interval), step)
 
     # ---- seed screening --------------------------------------------------------------------
     def screen(self, task: str, paths: Sequence[Path]) -> list[float]:
