@@ -152,7 +152,7 @@ class Config:
         {}, "candidate-list overrides, e.g. {opt_lr: [0.005, 0.01, 0.02]}"
     )
     device: str = _key("auto", "auto (CUDA when visible) | cpu | cuda | cuda:N")
-    threads: int = _key(0, "torch CPU threads; 0 = auto (1 on <= 2 cores, else torch's default)")
+    threads: int = _key(0, "torch CPU threads; 0 = auto (torch's default: one per core)")
     executor: str = _key("local", "local (in this process) | ray (parallel workers)")
     ray_address: str | None = _key(None, "Ray cluster to join, e.g. auto; None = start a local one")
     workers: int = _key(0, "ray workers; 0 = one per CPU (or per GPU share) of the cluster")
