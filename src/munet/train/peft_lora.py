@@ -41,7 +41,12 @@ from munet.system.baselines import (
 from munet.system.hparams import data_hparams
 from munet.system.rng import derive_seed
 from munet.system.state import ParamOps, Settings, SystemState
-from munet.train.trainer import optimizer_step
+from munet.train.trainer import (
+    autocast,
+    exact_test_accuracy,
+    init_head_from_probe,
+    optimizer_step,
+)
 
 LORA = "lora"
 
@@ -224,8 +229,6 @@ def build_lora_replica(
 ) -> tuple[PathModel, torch.nn.Module]:
     """A root child with its own norm and head (``freeze-bottom:L``'s), head initialised as
     the engine's baselines are, wrapped in LoRA: (the PathModel, its PeftModel)."""
-    from munet.train.trainer import init_head_from_probe
-
     device = device or torch.device("cpu")
     child, _ = assemble_baseline_child(
         state, task, data.num_classes, ds, Method(FREEZE_BOTTOM, arch.depth), ops, settings
@@ -257,7 +260,6 @@ def train_lora_task(
     """Train ``budget.replicas`` LoRA replicas of one task in lock-step on the stream the
     engine's baselines see; keep the best at its best validation; test it."""
     from munet.model.ops import TorchOps
-    from munet.train.trainer import accuracy_on, autocast
 
     dev = torch.device(device)
     ops = ops or TorchOps()
@@ -309,12 +311,6 @@ def train_lora_task(
     best = max(range(len(replicas)), key=lambda i: (replicas[i].best, -i))
     winner = replicas[best]
     winner.restore()
-    correct = 0
-    for i in range(0, len(data.test_y), 4096):
-        xt = prepare_eval(data.test_x[i : i + 4096], size).to(dev)
-        correct += round(
-            accuracy_on(winner.model, xt, data.test_y[i : i + 4096].to(dev), 256) * len(xt)
-        )
     flops = lora_image_flops(arch, replicas[0].model.hparams, recipe.rank)
     val_images = sum(len(yb) for _, yb in val)
     images = budget.replicas * total * batch_size
@@ -323,7 +319,7 @@ def train_lora_task(
         seed=seed,
         rank=recipe.rank,
         alpha=recipe.lora_alpha,
-        test_accuracy=correct / max(1, len(data.test_y)),
+        test_accuracy=exact_test_accuracy(winner.model, data, size, 256, dev),
         val_accuracy=winner.best,
         history=winner.history,
         replica=best,
@@ -345,8 +341,6 @@ def _validate(
     model: PathModel, val: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device
 ) -> float:
     """The engine's validation quality: the mean of per-batch accuracies (spec §5)."""
-    from munet.train.trainer import autocast
-
     accs = []
     for x, y in val:
         with autocast(device):

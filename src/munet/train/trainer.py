@@ -382,18 +382,33 @@ def screen_paths(
     return out
 
 
+def exact_test_accuracy(
+    model: PathModel,
+    data: TaskData,
+    size: int,
+    batch: int = 256,
+    device: torch.device | None = None,
+) -> float:
+    """Accuracy of ``model`` on the task's whole test split at image ``size``, summed exactly
+    (images prepared 4,096 at a time; on ``device`` when given)."""
+    correct = 0
+    for i in range(0, len(data.test_y), 4096):
+        x = prepare_eval(data.test_x[i : i + 4096], size)
+        y = data.test_y[i : i + 4096]
+        if device is not None:
+            x, y = x.to(device), y.to(device)
+        correct += round(accuracy_on(model, x, y, batch) * len(x))
+    return correct / max(1, len(data.test_y))
+
+
 def evaluate_path(arch: RootArch, path: Path, data: TaskData, batch: int = 256) -> dict[str, Any]:
     """Test accuracy (summed exactly over the split) and the fixed-batch logits hash."""
     model = build_model(arch, path.hparams, path.components, trainable=False)
     size = int(path.hparams["ds_image_size"])
-    correct = 0
-    for i in range(0, len(data.test_y), 4096):
-        x = prepare_eval(data.test_x[i : i + 4096], size)
-        correct += round(accuracy_on(model, x, data.test_y[i : i + 4096], batch) * len(x))
     with torch.no_grad():
         fixed = model(prepare_eval(data.test_x[:FIXED_BATCH], size))
     return {
-        "test_quality": correct / max(1, len(data.test_y)),
+        "test_quality": exact_test_accuracy(model, data, size, batch),
         "test_logits_sha256": tensor_sha256(fixed),
     }
 
