@@ -118,7 +118,7 @@ def parse_budgets(text: str) -> list[float]:
 
 
 #: bench-only method names: muNet with another search space
-SEARCH_METHODS = {"munet-extended": ("munet", "extended")}
+SEARCH_METHODS = {"munet-extended": ("munet", "extended"), "munet-paper": ("munet", "paper")}
 
 
 def method_overrides(method: str) -> dict[str, Any]:

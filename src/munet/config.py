@@ -26,6 +26,7 @@ from munet.system.hparams import (
     BASE_SEARCH_SPACE,
     EXTENDED_DEFAULTS,
     EXTENDED_SEARCH_SPACE,
+    EXTENDED_STARTS,
     SEARCHES,
     index_of,
 )
@@ -58,6 +59,7 @@ FROZEN_KEYS = (
     "min_patches",
     "head_init",
     "search",
+    "extended_start",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -69,6 +71,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "head_init": "zeros",
     "baseline_budget": 1.0,
     "search": "paper",
+    "extended_start": "head",
 }
 
 
@@ -111,8 +114,8 @@ class Config:
         "match; bench/quality.py --match flops sets it to match FLOPs)",
     )
     task_iterations: int = _key(2, "task iterations per task (round-robin)")
-    candidates_per_iteration: int = _key(8, "candidates trained per task iteration")
-    generation_batch_size: int = _key(4, "candidates trained together on the same batches")
+    candidates_per_iteration: int = _key(6, "candidates trained per task iteration")
+    generation_batch_size: int = _key(3, "candidates trained together on the same batches")
     scale_factor: float = _key(
         1.0, "s in score = quality × s^(params/P_ref); 1.0 = no size pressure"
     )
@@ -122,9 +125,14 @@ class Config:
     )
     mutate_adapters: bool = _key(True, "residual-adapter insertion")
     search: str = _key(
-        "paper",
+        "extended",
         "paper: the spec's search space | extended: also low-rank components and AdamW "
         "(beyond the paper)",
+    )
+    extended_start: str = _key(
+        "lowrank",
+        "search=extended: lowrank: a task's path from the root starts with a low-rank delta on "
+        "every block and AdamW (PEFT's LoRA recipe) | head: head only, SGD (the paper's start)",
     )
     force_finetune: list[str] = _key(
         ["encoder_norm"], "components always cloned in mutated children"
@@ -162,8 +170,11 @@ class Config:
     )
 
     # ---- derived ---------------------------------------------------------------------------
-    def default_hparams(self) -> dict[str, Any]:
-        hp = starting_hparams(self.augment_defaults, self.search)
+    def default_hparams(self, depth: int | None = None) -> dict[str, Any]:
+        """Starting hyperparameters: the spec's, with :attr:`augment_defaults`, the extended
+        search's and :attr:`extended_start`'s, then the user's ``hparams``. ``depth`` (the
+        root's blocks) resolves ``extended_start=lowrank``'s blocks: every one."""
+        hp = starting_hparams(self.augment_defaults, self.search, self.extended_start, depth)
         hp.update(self.hparams)
         return hp
 
@@ -207,6 +218,11 @@ class Config:
             raise ConfigError(
                 f"search={self.search!r} is unknown; use paper (the spec's search space) or "
                 "extended (also low-rank components and AdamW)"
+            )
+        if self.extended_start not in EXTENDED_STARTS:
+            raise ConfigError(
+                f"extended_start={self.extended_start!r} is unknown; use lowrank (low-rank "
+                "deltas on every block and AdamW) or head (head only, SGD)"
             )
         if self.augment_defaults not in AUGMENT_DEFAULTS:
             raise ConfigError(

@@ -224,7 +224,7 @@ def evolve_system(
             mutate_adapters=cfg.mutate_adapters,
             mutate_lowranks=cfg.search == "extended",
             seed=cfg.seed,
-            defaults=cfg.default_hparams(),
+            defaults=cfg.default_hparams(root.arch.depth),
             task_iterations=cfg.task_iterations,
             candidates_per_iteration=cfg.candidates_per_iteration,
             generation_batch_size=cfg.generation_batch_size,

@@ -143,3 +143,36 @@ def test_peak_learning_rate_follows_the_optimizer():
     assert peak_lr(hp) == 0.01  # no opt_name: the paper's SGD
     assert peak_lr({**hp, "opt_name": "sgd"}) == 0.01
     assert peak_lr({**hp, "opt_name": "adamw"}) == 0.002
+
+
+def test_the_lowrank_start_gives_the_roots_children_a_delta_on_every_block_and_adamw():
+    lowrank = default_hparams("safe", "extended", "lowrank", depth=3)
+    head = default_hparams("safe", "extended", "head", depth=3)
+    assert lowrank["lowrank_layers"] == [0, 1, 2] and lowrank["opt_name"] == "adamw"
+    assert head["lowrank_layers"] == [] and head["opt_name"] == "sgd"
+    assert default_hparams("safe", "paper", "lowrank", 3) == default_hparams("safe", "paper")
+    s = Settings(space=search_space_for(3, 16, search="extended"), defaults=lowrank)
+    state = make_root_state(TI3, ROOT_PARAMS, s.defaults, OPS)
+    assert state.root.hparams["lowrank_layers"] == []  # the root itself has no delta
+    seed, _ = child_of(state, state.root, "a", s)
+    assert seed.hparams["lowrank_layers"] == [0, 1, 2] and seed.hparams["opt_name"] == "adamw"
+    assert [c.name for c in seed.trainable_components()] == [
+        "lowrank_0",
+        "lowrank_1",
+        "lowrank_2",
+        "head",
+    ]
+    assert seed.component("encoderblock_1") is state.root.component("encoderblock_1")
+    # only the root's children take the config's start: a path's child keeps its parent's
+    s_head = Settings(space=s.space, defaults=head)
+    assert child_of(state, seed, "a", s_head)[0].hparams["lowrank_layers"] == [0, 1, 2]
+    assert child_of(state, state.root, "a", s_head)[0].hparams["lowrank_layers"] == []
+
+
+def test_a_root_child_starts_with_the_adapters_the_config_asks_for():
+    defaults = {**default_hparams("safe", "paper"), "adapter_layers": [1]}
+    s = Settings(space=search_space_for(3, 16), defaults=defaults)
+    state = make_root_state(TI3, ROOT_PARAMS, s.defaults, OPS)
+    child, _ = child_of(state, state.root, "a", s)
+    assert child.hparams["adapter_layers"] == [1]
+    assert [c.name for c in child.trainable_components()] == ["residual_adapter_1", "head"]

@@ -35,6 +35,11 @@ def assemble_child(
     hp = dict(parent.hparams)
     hp["num_classes"] = num_classes
     hp.update(ds)
+    if parent.id == state.root.id:
+        # the root path has no inserted component; its children start with the config's
+        for key in INSERTED_LAYERS.values():
+            if key in settings.defaults:
+                hp[key] = list(settings.defaults[key])
     record: list[str] = []
     if mutate:
         hp, rec = mutate_hparams(hp, settings.space, settings.mutation_prob, rng, data=False)

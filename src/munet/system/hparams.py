@@ -66,6 +66,12 @@ EXTENDED_DEFAULTS: dict[str, Any] = {
 #: ``paper``: the spec's search space exactly; ``extended``: plus the entries above.
 SEARCHES = ("paper", "extended")
 
+#: Where ``search: extended`` starts a task's path from the root: ``lowrank`` with a low-rank
+#: delta on every block, trained by AdamW (PEFT's LoRA recipe, :data:`LOWRANK_START`); ``head``
+#: with the head only and SGD, as the paper starts.
+EXTENDED_STARTS = ("lowrank", "head")
+LOWRANK_START: dict[str, Any] = {"opt_name": "adamw", "opt_adamw_lr": 2e-3}
+
 #: munet's default augmentation (``augment_defaults: safe``): no flip, no random crop. A mirrored
 #: character or oriented pattern is another class, and a 5 % crop of a 28-32 px image keeps a
 #: few pixels; auto-tuning may still move both along the spec's candidate lists.
@@ -74,10 +80,13 @@ SAFE_AUGMENTATION: dict[str, Any] = {"ds_flip_left_right": False, "ds_area_range
 AUGMENT_DEFAULTS = ("safe", "spec")
 
 
-def default_hparams(augment: str = "safe", search: str = "paper") -> dict[str, Any]:
+def default_hparams(
+    augment: str = "safe", search: str = "paper", start: str = "head", depth: int | None = None
+) -> dict[str, Any]:
     """Starting hyperparameters: the spec's (§3) with ``augment="spec"``, else with
     :data:`SAFE_AUGMENTATION` in place of the spec's flip and 5 % crop; with
-    ``search="extended"`` also :data:`EXTENDED_DEFAULTS`."""
+    ``search="extended"`` also :data:`EXTENDED_DEFAULTS`, and with ``start="lowrank"``
+    :data:`LOWRANK_START` and (given the root's ``depth``) a low-rank delta on every block."""
     if augment not in AUGMENT_DEFAULTS:
         raise ValueError(f"augment_defaults={augment!r} is unknown; use safe or spec")
     if search not in SEARCHES:
@@ -85,8 +94,14 @@ def default_hparams(augment: str = "safe", search: str = "paper") -> dict[str, A
     hp = copy.deepcopy(BASE_DEFAULTS)
     if augment == "safe":
         hp.update(SAFE_AUGMENTATION)
+    if start not in EXTENDED_STARTS:
+        raise ValueError(f"extended_start={start!r} is unknown; use lowrank or head")
     if search == "extended":
         hp.update(copy.deepcopy(EXTENDED_DEFAULTS))
+        if start == "lowrank":
+            hp.update(LOWRANK_START)
+            if depth is not None:
+                hp["lowrank_layers"] = list(range(depth))
     return hp
 
 
