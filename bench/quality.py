@@ -22,7 +22,9 @@ Pareto plot (accuracy against parameters per task, at budget 1) go to ``--img-di
         --budget task_iterations=1 candidates_per_iteration=4
 
 A method ``NAME@S`` runs method NAME with scale factor S (e.g. ``munet@0.9``);
-``munet-extended`` is muNet with ``search: extended`` (low-rank components and AdamW).
+``munet`` runs the default search (``search: extended``: low-rank components and AdamW, a task's
+path from the root starting from PEFT's LoRA recipe); ``munet-paper`` the paper's search space
+(``search: paper``); ``munet-extended`` names the extended search explicitly.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ DEFAULT_METHODS = [
     "munet@0.9",
     "munet@0.7",
     "munet-no-autotune",
-    "munet-extended",
+    "munet-paper",
     "finetune-all",
     "freeze-bottom:2",
     "adapters:16",

@@ -25,6 +25,7 @@ def q():
 def test_method_names_become_config_overrides(q):
     assert q.method_overrides("munet@0.9") == {"method": "munet", "scale_factor": 0.9}
     assert q.method_overrides("munet-extended") == {"method": "munet", "search": "extended"}
+    assert q.method_overrides("munet-paper") == {"method": "munet", "search": "paper"}
     assert q.method_overrides("lora:8") == {"method": "lora:8"}
 
 
@@ -35,7 +36,7 @@ def test_defaults_and_argument_errors(q, tmp_path):
         "munet@0.9",
         "munet@0.7",
         "munet-no-autotune",
-        "munet-extended",
+        "munet-paper",
         "finetune-all",
         "freeze-bottom:2",
         "adapters:16",
