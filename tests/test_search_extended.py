@@ -38,6 +38,9 @@ def test_extended_is_the_default_paper_the_legacy_value_and_both_are_frozen():
     assert Config(search="extended").default_hparams(3)["lowrank_layers"] == [0, 1, 2]
     head = Config(search="extended", extended_start="head").default_hparams(3)
     assert head["opt_name"] == "sgd" and head["lowrank_layers"] == []
+    for baseline in ("finetune-all", "freeze-bottom:2", "adapters:16"):  # their own recipe: SGD
+        hp = Config(method=baseline).default_hparams(3)
+        assert hp["opt_name"] == "sgd" and hp["lowrank_layers"] == []
     assert {k: v for k, v in extended.items() if k in paper} == paper
     # systems stored before the key started like the paper; a resume may not change it
     assert with_legacy({})["extended_start"] == "head" and "extended_start" in FROZEN_KEYS

@@ -174,7 +174,10 @@ class Config:
         """Starting hyperparameters: the spec's, with :attr:`augment_defaults`, the extended
         search's and :attr:`extended_start`'s, then the user's ``hparams``. ``depth`` (the
         root's blocks) resolves ``extended_start=lowrank``'s blocks: every one."""
-        hp = starting_hparams(self.augment_defaults, self.search, self.extended_start, depth)
+        # a baseline (finetune-all, freeze-bottom, adapters) keeps the paper's start: SGD, its
+        # fine-tuning recipe; the LoRA recipe is muNet's starting point, not theirs
+        start = self.extended_start if self.method.startswith("munet") else "head"
+        hp = starting_hparams(self.augment_defaults, self.search, start, depth)
         hp.update(self.hparams)
         return hp
 

@@ -109,6 +109,8 @@ def baseline_hparams(method: Method, hparams: Mapping[str, Any]) -> dict[str, An
         hp["adapter_dim"] = method.arg
     else:
         hp["adapter_layers"] = []
+    if "lowrank_layers" in hp:  # search: extended; no baseline has a low-rank delta
+        hp["lowrank_layers"] = []
     return hp
 
 
