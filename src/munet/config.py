@@ -176,7 +176,7 @@ class Config:
         root's blocks) resolves ``extended_start=lowrank``'s blocks: every one."""
         # a baseline (finetune-all, freeze-bottom, adapters) keeps the paper's start: SGD, its
         # fine-tuning recipe; the LoRA recipe is muNet's starting point, not theirs
-        start = self.extended_start if self.method.startswith("munet") else "head"
+        start = self.extended_start if parse_method(self.method).evolves else "head"
         hp = starting_hparams(self.augment_defaults, self.search, start, depth)
         hp.update(self.hparams)
         return hp
