@@ -199,6 +199,7 @@ class TaskShape:
     num_classes: int
     interval: int  # training batches per validation interval
     val_images: int  # images per validation
+    rescore_images: int = 0  # score_split=full: each replica's best snapshot scored once on these
 
 
 def baseline_flops(
@@ -210,9 +211,10 @@ def baseline_flops(
     batch_size: int,
 ) -> float:
     """FLOPs the trainer counts for a baseline on one task: every replica trains
-    ``validations × interval`` batches and validates ``validations`` times."""
+    ``validations × interval`` batches, validates ``validations`` times and (``score_split:
+    full``) scores its best snapshot once on the whole validation split."""
     per_interval = shape.interval * batch_size * train_per_image + shape.val_images * eval_per_image
-    return replicas * validations * per_interval
+    return replicas * (validations * per_interval + shape.rescore_images * eval_per_image)
 
 
 def flops_scale(reference_flops: float, unit_flops: float) -> float:
@@ -262,7 +264,11 @@ def unit_flops(method: str, overrides: Mapping[str, Any]) -> float:
             hp = baseline_hparams(m, hp)
             f = image_flops(root.arch, hp, trainable_names(m, root.arch.component_names(hp)))
         _, vy, _ = val_subset(data, cfg.batch_size, cfg.validation_batches)
-        shape = TaskShape(name, data.num_classes, ts.interval(len(data.train_y)), len(vy))
+        rescore = 0
+        if cfg.score_split == "full" and not is_lora(method):  # the engine's trainer rescores
+            all_batches = -(-len(data.val_y) // cfg.batch_size)
+            rescore = len(val_subset(data, cfg.batch_size, all_batches)[1])
+        shape = TaskShape(name, data.num_classes, ts.interval(len(data.train_y)), len(vy), rescore)
         total += baseline_flops(
             f.train, f.eval, budget.replicas, budget.validations, shape, cfg.batch_size
         )

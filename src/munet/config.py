@@ -60,6 +60,7 @@ FROZEN_KEYS = (
     "head_init",
     "search",
     "extended_start",
+    "score_split",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -72,6 +73,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "baseline_budget": 1.0,
     "search": "paper",
     "extended_start": "head",
+    "score_split": "subset",
 }
 
 
@@ -114,7 +116,7 @@ class Config:
         "match; bench/quality.py --match flops sets it to match FLOPs)",
     )
     task_iterations: int = _key(2, "task iterations per task (round-robin)")
-    candidates_per_iteration: int = _key(6, "candidates trained per task iteration")
+    candidates_per_iteration: int = _key(3, "candidates trained per task iteration")
     generation_batch_size: int = _key(3, "candidates trained together on the same batches")
     scale_factor: float = _key(
         1.0, "s in score = quality × s^(params/P_ref); 1.0 = no size pressure"
@@ -138,9 +140,14 @@ class Config:
         ["encoder_norm"], "components always cloned in mutated children"
     )
     batch_size: int = _key(64, "training batch (paper: 512 for characters)")
-    validations_per_candidate: int = _key(4, "V: validations per candidate (paper: 5)")
+    validations_per_candidate: int = _key(8, "V: validations per candidate (paper: 5)")
     validation_interval_cap: int = _key(40, "cap on the validation interval I, in batches")
     validation_batches: int = _key(10, "validation subset = batch_size × this")
+    score_split: str = _key(
+        "full",
+        "full: a candidate's best snapshot (picked on the validation subset) is scored on the "
+        "whole validation split | subset: the spec (its best subset validation)",
+    )
     hparams: dict[str, Any] = _key(
         {}, "default hyperparameters, e.g. {opt_lr: 0.02} (each must be in its candidate list)"
     )
@@ -150,7 +157,7 @@ class Config:
     seed_phase: str = _key(
         "screen", "screen: linear-probe the seed paths, train the best | all: spec"
     )
-    seed_keep: int = _key(2, "seed_phase=screen: seed paths trained per task iteration")
+    seed_keep: int = _key(1, "seed_phase=screen: seed paths trained per task iteration")
     min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
     head_init: str = _key(
         "zeros",
@@ -203,6 +210,11 @@ class Config:
             raise ConfigError(
                 f"seed_phase={self.seed_phase!r} is unknown; use screen (rank seed paths by a "
                 "linear probe, train the best seed_keep) or all (the spec: train every seed)"
+            )
+        if self.score_split not in ("full", "subset"):
+            raise ConfigError(
+                f"score_split={self.score_split!r} is unknown; use full (score the best snapshot "
+                "on the whole validation split) or subset (the spec)"
             )
         if self.head_init not in ("probe", "zeros"):
             raise ConfigError(

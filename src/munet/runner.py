@@ -243,6 +243,7 @@ def evolve_system(
                 validation_batches=cfg.validation_batches,
                 device=device,
                 head_init=cfg.head_init,
+                score_split=cfg.score_split,
             ),
         )
         progress = ProgressPrinter(state, settings, list(tasks), log, show_progress)

@@ -40,10 +40,10 @@ def generation():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("head_init", ["zeros", "probe"])
-def test_chunks_on_a_worker_equal_the_local_trainer_bit_for_bit(generation, head_init):
+@pytest.mark.parametrize(("head_init", "score_split"), [("zeros", "subset"), ("probe", "full")])
+def test_chunks_on_a_worker_equal_the_local_trainer_bit_for_bit(generation, head_init, score_split):
     arch, tasks, ts, children, ds = generation
-    ts = replace(ts, head_init=head_init)
+    ts = replace(ts, head_init=head_init, score_split=score_split)
     assert any(c.components[-1].origin == "new" for c in children)  # probe has a head to fit
     data = tasks["digits"]
     sources = {"digits": TaskSource(data.spec, data.split_info["fingerprint"])}

@@ -41,6 +41,9 @@ class TrainSettings:
     device: str = "cpu"
     fuse: bool = True  # compute a frozen prefix once for the candidates that share it
     head_init: str = "zeros"  # zeros (spec) | probe: a new head starts as a ridge probe
+    #: subset (spec): a candidate's quality is its best validation on the fixed subset; full:
+    #: that best snapshot is scored once more on the whole validation split
+    score_split: str = "subset"
 
     def interval(self, num_train: int) -> int:
         """I = min(ceil(train examples / batch size), cap)."""
@@ -141,15 +144,23 @@ class Trainer:
         self.tasks = tasks
         self.settings = settings
         self.log = log or logger.debug
-        self._val_cache: dict[tuple[str, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._val_cache: dict[tuple[str, int, bool], list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     # ---- data ------------------------------------------------------------------------------
-    def _val_batches(self, task: str, size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        key = (task, size)
+    def _val_batches(
+        self, task: str, size: int, full: bool = False
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The validation subset (or with ``full`` the whole split, in equal batches) at
+        image ``size``, prepared once."""
+        key = (task, size, full)
         if key not in self._val_cache:
-            x, y, bs = val_subset(
-                self.tasks[task], self.settings.batch_size, self.settings.validation_batches
+            data = self.tasks[task]
+            batches = (
+                math.ceil(len(data.val_y) / self.settings.batch_size)
+                if full
+                else self.settings.validation_batches
             )
+            x, y, bs = val_subset(data, self.settings.batch_size, batches)
             xf = prepare_eval(x, size)
             self._val_cache[key] = [
                 (xf[i : i + bs], y[i : i + bs]) for i in range(0, bs * (len(x) // bs), bs)
@@ -197,6 +208,8 @@ class Trainer:
                     if acc > run.best:
                         run.best = acc
                         run.take_snapshot()
+        if s.score_split == "full":
+            self._rescore(task, [run for run in runs if run.status == "ok"], ds, device)
         results = []
         for run in runs:
             if run.status != "ok":
@@ -219,6 +232,28 @@ class Trainer:
                     )
                 )
         return results
+
+    def _rescore(
+        self, task: str, runs: Sequence[_Run], ds: Mapping[str, Any], device: torch.device
+    ) -> None:
+        """``score_split: full``: each run's best snapshot, scored on the whole validation
+        split, becomes its quality (the subset's max over V picked the snapshot; scoring it
+        on more, partly fresh, examples takes most of that pick's luck out of selection)."""
+        runs = [run for run in runs if run.snapshot]
+        if not runs:
+            return
+        for run in runs:
+            named = dict(run.model.named_parameters())
+            with torch.no_grad():
+                for c in run.path.trainable_components():
+                    for k, t in run.snapshot[c.id].items():
+                        named[timm_prefix(c.name) + k].copy_(t)
+        full = [
+            (x.to(device), y.to(device))
+            for x, y in self._val_batches(task, int(ds["ds_image_size"]), full=True)
+        ]
+        for run, acc in zip(runs, self._validate(runs, full), strict=True):
+            run.best = acc
 
     def _prefixes(self, runs: Sequence[_Run], x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Each run's input to its first trainable stage: the frozen prefix, computed once per

@@ -1,0 +1,69 @@
+"""``score_split: full``: the best snapshot (picked on the validation subset) is scored on the
+whole validation split, and that score is the candidate's quality."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny import micro_state, root_children
+
+from munet.data.load import load_tasks
+from munet.data.pipeline import prepare_eval
+from munet.model.vit import build_model
+from munet.train.trainer import Trainer, TrainSettings
+
+
+def train(split: str):
+    root, state, s, ds = micro_state(mutation_prob=0.5)
+    kids = root_children(state, s, ds, 3, mutate=True)
+    data = load_tasks(["builtin:digits"])
+    settings = TrainSettings(batch_size=16, validations=2, interval_cap=4, score_split=split)
+    results = Trainer(root.arch, data, settings).train_generation("digits", kids, ds, seed=3)
+    return root, kids, data["digits"], results
+
+
+def accuracy_with(root, kid, params, x, y):
+    """Accuracy of ``kid`` with its trainable components set to ``params``, computed apart
+    from the trainer (one forward over all of ``x``)."""
+    for c in kid.trainable_components():
+        c.params = params[c.id]
+    model = build_model(root.arch, kid.hparams, kid.components, trainable=False)
+    with torch.no_grad():
+        pred = model(prepare_eval(x, int(kid.hparams["ds_image_size"]))).argmax(-1)
+    return float((pred == y).float().mean())
+
+
+def test_full_split_scores_the_subset_picked_snapshot_on_every_validation_example():
+    _, _, _, subset = train("subset")
+    root, kids, data, full = train("full")
+    assert len(data.val_y) > 160  # the subset (10 batches of 16) leaves examples out
+    for kid, a, b in zip(kids, subset, full, strict=True):
+        # the same training and the same snapshot: only the quality differs
+        assert a.history == b.history and a.quality == max(a.history)
+        for cid in a.params:
+            for k in a.params[cid]:
+                assert torch.equal(a.params[cid][k], b.params[cid][k])
+        expected = accuracy_with(root, kid, b.params, data.val_x, data.val_y)
+        assert b.quality == pytest.approx(expected, abs=1e-6)
+        # one more forward of every validation example, counted
+        evals = b.flops - a.flops
+        per_image = sum(root.arch.stage_flops(n, kid.hparams) for n in stage_names(kid))
+        assert evals == pytest.approx(per_image * len(data.val_y))
+
+
+def stage_names(kid):
+    names = [c.name for c in kid.components]
+    blocks = [n for n in names if n.startswith(("residual_adapter_", "encoderblock_"))]
+    return ["embedding", *blocks, "encoder_norm", "head"]
+
+
+
+def test_score_split_is_frozen_full_by_default_and_subset_for_older_systems():
+    from munet.config import FROZEN_KEYS, Config, build_config, parse_overrides, with_legacy
+    from munet.errors import ConfigError
+
+    assert Config().score_split == "full" and with_legacy({})["score_split"] == "subset"
+    assert "score_split" in FROZEN_KEYS
+    with pytest.raises(ConfigError) as err:
+        build_config(overrides=parse_overrides(["score_split=all"]))
+    assert "use full (score the best snapshot" in str(err.value) and "\n" not in str(err.value)
