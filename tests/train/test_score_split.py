@@ -57,7 +57,6 @@ def stage_names(kid):
     return ["embedding", *blocks, "encoder_norm", "head"]
 
 
-
 def test_score_split_is_frozen_full_by_default_and_subset_for_older_systems():
     from munet.config import FROZEN_KEYS, Config, build_config, parse_overrides, with_legacy
     from munet.errors import ConfigError
