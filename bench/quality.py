@@ -230,7 +230,7 @@ def unit_flops(method: str, overrides: Mapping[str, Any]) -> float:
     (:func:`munet.system.baselines.image_flops`; LoRA adds its low-rank products)."""
     from munet.config import build_config
     from munet.data.load import load_tasks
-    from munet.data.pipeline import val_subset
+    from munet.data.pipeline import val_split, val_subset
     from munet.model.root import load_root
     from munet.runner import fit_image_size
     from munet.system.baselines import (
@@ -266,8 +266,7 @@ def unit_flops(method: str, overrides: Mapping[str, Any]) -> float:
         _, vy, _ = val_subset(data, cfg.batch_size, cfg.validation_batches)
         rescore = 0
         if cfg.score_split == "full" and not is_lora(method):  # the engine's trainer rescores
-            all_batches = -(-len(data.val_y) // cfg.batch_size)
-            rescore = len(val_subset(data, cfg.batch_size, all_batches)[1])
+            rescore = len(val_split(data, cfg.batch_size)[1])
         shape = TaskShape(name, data.num_classes, ts.interval(len(data.train_y)), len(vy), rescore)
         total += baseline_flops(
             f.train, f.eval, budget.replicas, budget.validations, shape, cfg.batch_size

@@ -165,3 +165,11 @@ def root_children(
         )[0]
         for k in range(n)
     ]
+
+
+def stage_names(path: Any) -> list[str]:
+    """A path's forward stages in order, as the trainer counts FLOPs over them (the tests'
+    own list, independent of ``PathModel.stages``)."""
+    names = [c.name for c in path.components]
+    blocks = [n for n in names if n.startswith(("residual_adapter_", "encoderblock_"))]
+    return ["embedding", *blocks, "encoder_norm", "head"]

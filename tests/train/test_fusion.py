@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from tiny import micro_state, root_children
+from tiny import micro_state, root_children, stage_names
 
 from munet.data.load import load_tasks
 from munet.train.trainer import Trainer, TrainSettings
@@ -68,11 +68,7 @@ def test_each_candidate_counts_its_own_flops_fused_or_not():
     fused, _ = train(root, kids, ds, fuse=True)
     for kid, res in zip(kids, fused, strict=True):
         hp = kid.hparams
-        names = [c.name for c in kid.components]
-        stages = ["embedding"] + [
-            n for n in names if n.startswith(("residual_adapter_", "encoderblock_"))
-        ]
-        stages += ["encoder_norm", "head"]
+        stages = stage_names(kid)
         flops = [root.arch.stage_flops(s, hp) for s in stages]
         trainable = {c.name for c in kid.trainable_components()}
         stage_of = {"cls": "embedding", "posembed_input": "embedding"}

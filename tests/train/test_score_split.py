@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny import micro_state, root_children
+from tiny import micro_state, root_children, stage_names
 
 from munet.data.load import load_tasks
 from munet.data.pipeline import prepare_eval
@@ -49,12 +49,6 @@ def test_full_split_scores_the_subset_picked_snapshot_on_every_validation_exampl
         evals = b.flops - a.flops
         per_image = sum(root.arch.stage_flops(n, kid.hparams) for n in stage_names(kid))
         assert evals == pytest.approx(per_image * len(data.val_y))
-
-
-def stage_names(kid):
-    names = [c.name for c in kid.components]
-    blocks = [n for n in names if n.startswith(("residual_adapter_", "encoderblock_"))]
-    return ["embedding", *blocks, "encoder_norm", "head"]
 
 
 def test_score_split_is_frozen_full_by_default_and_subset_for_older_systems():

@@ -270,6 +270,12 @@ def val_subset(
     return task.val_x[:keep], task.val_y[:keep], eval_bs
 
 
+def val_split(task: TaskData, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The whole validation split as :func:`val_subset` batches it: (x uint8, y,
+    eval_batch_size), a few examples dropped so that every batch has the same size."""
+    return val_subset(task, batch_size, max(1, math.ceil(int(task.val_y.shape[0]) / batch_size)))
+
+
 def eval_batches(
     x_uint8: torch.Tensor, y: torch.Tensor, batch_size: int, image_size: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

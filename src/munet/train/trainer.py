@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from munet.data.pipeline import TrainStream, prepare_eval, val_subset
+from munet.data.pipeline import TrainStream, prepare_eval, val_split, val_subset
 from munet.data.task import TaskData
 from munet.model.vit import PathModel, build_model, stage_keys
 from munet.system.arch import HEAD, RootArch, timm_prefix
@@ -129,6 +129,15 @@ class _Run:
             for c in self.path.trainable_components()
         }
 
+    @torch.no_grad()
+    def restore_snapshot(self) -> None:
+        """Load the snapshot back into the trainable components (the inverse of
+        :meth:`take_snapshot`)."""
+        named = dict(self.model.named_parameters())
+        for c in self.path.trainable_components():
+            for k, t in self.snapshot[c.id].items():
+                named[timm_prefix(c.name) + k].copy_(t)
+
 
 class Trainer:
     """Implements ``munet.system.evolve.Trainer`` over in-memory task data."""
@@ -154,13 +163,12 @@ class Trainer:
         image ``size``, prepared once."""
         key = (task, size, full)
         if key not in self._val_cache:
-            data = self.tasks[task]
-            batches = (
-                math.ceil(len(data.val_y) / self.settings.batch_size)
+            data, bs = self.tasks[task], self.settings.batch_size
+            x, y, bs = (
+                val_split(data, bs)
                 if full
-                else self.settings.validation_batches
+                else val_subset(data, bs, self.settings.validation_batches)
             )
-            x, y, bs = val_subset(data, self.settings.batch_size, batches)
             xf = prepare_eval(x, size)
             self._val_cache[key] = [
                 (xf[i : i + bs], y[i : i + bs]) for i in range(0, bs * (len(x) // bs), bs)
@@ -243,11 +251,7 @@ class Trainer:
         if not runs:
             return
         for run in runs:
-            named = dict(run.model.named_parameters())
-            with torch.no_grad():
-                for c in run.path.trainable_components():
-                    for k, t in run.snapshot[c.id].items():
-                        named[timm_prefix(c.name) + k].copy_(t)
+            run.restore_snapshot()
         full = [
             (x.to(device), y.to(device))
             for x, y in self._val_batches(task, int(ds["ds_image_size"]), full=True)
