@@ -535,6 +535,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("bench/out/quality"), help="cells + tables")
     p.add_argument("--img-dir", type=Path, help="where the PNGs go (default: --out)")
     p.add_argument("--jobs", type=int, default=1, help="cells run in parallel processes")
+    p.add_argument(
+        "--tables-only",
+        action="store_true",
+        help="run nothing: tables and plots from the cells already done (rows say their seeds)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.tasks = args.tasks or QUICK_TASKS
@@ -551,8 +556,11 @@ def main(argv: list[str] | None = None) -> int:
     check_out(args.out, args.match, base_overrides(args))
     cells = plan(args)
     t0 = time.time()
-    run_cells(cells, args.match, args.jobs)
+    if not args.tables_only:
+        run_cells(cells, args.match, args.jobs)
     results = load_results(cells)
+    if not results:
+        raise SystemExit(f"{args.out}: no finished cell among the planned ones")
     rows = aggregate(results)
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(results, args.out / "results.csv")

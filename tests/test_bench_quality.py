@@ -194,3 +194,19 @@ def test_unit_flops_equal_what_the_trainer_counts_for_a_baseline(q, tmp_path):
     measured = load_summary(tmp_path / "s").flops
     assert measured > 0
     assert q.unit_flops("freeze-bottom:1", overrides) == pytest.approx(measured, rel=1e-12)
+
+
+def test_tables_only_runs_nothing_and_reports_the_seeds_each_row_has(q, tmp_path, monkeypatch):
+    argv = ["--out", str(tmp_path), "--methods", "munet", "lora:8", "--budgets", "1,2"]
+    argv += ["--seeds", "2", "--tables-only"]
+    monkeypatch.setattr(q, "execute", lambda c: pytest.fail(f"ran {c}"))
+    with pytest.raises(SystemExit, match="no finished cell"):
+        q.main(argv)
+    for c in q.plan(q.parse_args(argv)):
+        if c.budget == 1.0 or c.seed == 0:  # budget 2 has seed 0 only
+            write(c, fake_result(c, 0.8 + 0.01 * c.seed, 5e5))
+    assert q.main(argv) == 0
+    md = (tmp_path / "quality.md").read_text()
+    assert "| munet | 2 | 0.8050 ± 0.0071 |" in md
+    b2 = md.split("### Budget × 2")[1]
+    assert "| munet | 1 | 0.8000 ± 0.0000 |" in b2 and "| lora:8 | 1 |" in b2
