@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "outside_tasks.py"
+from tiny import bench_module
 
 
 @pytest.fixture(scope="module")
 def o():
-    spec = importlib.util.spec_from_file_location("bench_outside_tasks", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_outside_tasks"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("outside_tasks")
 
 
 def test_counting_images_hold_as_many_blobs_as_their_class_says(o):

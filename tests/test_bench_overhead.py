@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import cProfile
-import importlib.util
 import pstats
-import sys
 import time
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "overhead.py"
+from tiny import bench_module
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("bench_overhead", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_overhead"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("overhead")
 
 
 def slow(seconds: float) -> None:

@@ -3,23 +3,15 @@ matching and the tables built from result files; one tiny engine run checks the 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "quality.py"
+from tiny import bench_module
 
 
 @pytest.fixture(scope="module")
 def q():
-    spec = importlib.util.spec_from_file_location("bench_quality", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_quality"] = mod  # dataclasses resolve their module
-    spec.loader.exec_module(mod)
-    return mod
+    return bench_module("quality")
 
 
 def test_method_names_become_config_overrides(q):

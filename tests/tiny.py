@@ -173,3 +173,18 @@ def stage_names(path: Any) -> list[str]:
     names = [c.name for c in path.components]
     blocks = [n for n in names if n.startswith(("residual_adapter_", "encoderblock_"))]
     return ["embedding", *blocks, "encoder_norm", "head"]
+
+
+def bench_module(script: str) -> Any:
+    """``bench/<script>.py`` imported as module ``bench_<script>`` (bench/ is not a package;
+    registered in ``sys.modules`` so that its dataclasses resolve their module)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{script}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{script}", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
