@@ -8,7 +8,12 @@ Baselines are matched to muNet (the ``munet`` cell of the same budget and seed):
 
 * ``--match images``: the training images muNet's budget trains (spec §7.4, the paper's rule);
 * ``--match flops``: the training + validation FLOPs muNet's cell spent (munet runs first; a
-  baseline's ``baseline_budget`` = muNet's FLOPs ÷ the baseline's FLOPs at equal images).
+  baseline's ``baseline_budget`` = muNet's FLOPs ÷ the baseline's FLOPs at equal images);
+* a baseline method written ``NAME=seconds`` (e.g. ``lora:8=seconds``) is matched by **wall
+  seconds** instead: it runs after ``NAME``'s own cell of the same budget and seed (matched by
+  the directory's rule), which calibrates it, at ``baseline_budget`` = NAME's budget × muNet's
+  wall seconds ÷ NAME's wall seconds (wall time taken as proportional to the budget). Its row
+  shows the wall seconds it really took: timings on a shared or noisy machine match loosely.
 
 Every finished cell writes ``OUT/b<b>/<method>/seed<k>.json``; a rerun skips finished cells and
 resumes unfinished systems (and LoRA tasks), so a killed run loses at most one candidate batch.
@@ -105,7 +110,18 @@ def budget_name(budget: float) -> str:
 
 
 def slug(method: str) -> str:
-    return method.replace(":", "-").replace("@", "-s")
+    return method.replace(":", "-").replace("@", "-s").replace("=", "-by-")
+
+
+#: ``NAME=seconds``: baseline NAME matched by wall seconds (calibrated by NAME's own cell)
+BY_SECONDS = "=seconds"
+
+
+def split_match(method: str) -> tuple[str, bool]:
+    """``lora:8=seconds`` → ("lora:8", True); ``lora:8`` → ("lora:8", False)."""
+    if method.endswith(BY_SECONDS):
+        return method[: -len(BY_SECONDS)], True
+    return method, False
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -124,7 +140,7 @@ SEARCH_METHODS = {"munet-extended": ("munet", "extended"), "munet-paper": ("mune
 
 
 def method_overrides(method: str) -> dict[str, Any]:
-    name, _, scale = method.partition("@")
+    name, _, scale = split_match(method)[0].partition("@")
     out: dict[str, Any] = {"method": name}
     if name in SEARCH_METHODS:
         out["method"], out["search"] = SEARCH_METHODS[name]
@@ -274,9 +290,34 @@ def unit_flops(method: str, overrides: Mapping[str, Any]) -> float:
     return total
 
 
+def with_budget(cell: Cell, scale: float) -> Cell:
+    overrides = {**cell.overrides, "baseline_budget": round(scale, 6)}
+    return Cell(cell.budget, cell.method, cell.seed, cell.out, overrides)
+
+
+def seconds_matched(cell: Cell) -> Cell:
+    """A ``NAME=seconds`` baseline at the budget that makes it take muNet's wall seconds, from
+    NAME's own cell (same budget and seed): its budget × muNet's wall s ÷ its wall s."""
+    ref = Cell(cell.budget, REFERENCE, cell.seed, cell.out, {})
+    calibration = Cell(cell.budget, split_match(cell.method)[0], cell.seed, cell.out, {})
+    for need in (ref, calibration):
+        if not need.result_file.exists():
+            raise SystemExit(
+                f"{cell.method} is matched by wall seconds: it needs {need.result_file} "
+                f"(list {need.method} in --methods too)"
+            )
+    wall = json.loads(ref.result_file.read_text())["wall_s"]
+    cal = json.loads(calibration.result_file.read_text())
+    if not (wall > 0 and cal["wall_s"] > 0):
+        raise SystemExit(f"{cell.method}: wall seconds must be positive to match them")
+    return with_budget(cell, cal["baseline_budget"] * wall / cal["wall_s"])
+
+
 def matched(cell: Cell, match: str) -> Cell:
-    """``cell`` with its ``baseline_budget`` set for the match (baselines under --match flops;
-    every other cell is returned as is)."""
+    """``cell`` with its ``baseline_budget`` set for the match (baselines under --match flops,
+    ``NAME=seconds`` baselines by wall seconds; every other cell is returned as is)."""
+    if cell.is_baseline and split_match(cell.method)[1]:
+        return seconds_matched(cell)
     if match != "flops" or not cell.is_baseline:
         return cell
     ref = Cell(cell.budget, REFERENCE, cell.seed, cell.out, {})
@@ -285,14 +326,7 @@ def matched(cell: Cell, match: str) -> Cell:
             f"--match flops: {cell.method} needs {ref.result_file} (run {REFERENCE} with it)"
         )
     reference = json.loads(ref.result_file.read_text())["flops"]
-    scale = flops_scale(reference, unit_flops(cell.method, cell.overrides))
-    return Cell(
-        cell.budget,
-        cell.method,
-        cell.seed,
-        cell.out,
-        {**cell.overrides, "baseline_budget": round(scale, 6)},
-    )
+    return with_budget(cell, flops_scale(reference, unit_flops(cell.method, cell.overrides)))
 
 
 # ---- running ----------------------------------------------------------------------------------
@@ -368,10 +402,13 @@ def lora_result(cell: Cell, results: Sequence[Any]) -> dict[str, Any]:
 
 
 def run_cells(cells: Sequence[Cell], match: str, jobs: int) -> None:
-    """Reference cells first (all of them, in parallel up to ``jobs``), then the rest."""
+    """Reference cells first (all of them, in parallel up to ``jobs``), then the rest, then the
+    ``NAME=seconds`` baselines (their calibration is NAME's finished cell)."""
+    by_seconds = [c for c in cells if c.is_baseline and split_match(c.method)[1]]
     for phase in (
         [c for c in cells if c.is_reference],
-        [c for c in cells if not c.is_reference],
+        [c for c in cells if not c.is_reference and c not in by_seconds],
+        by_seconds,
     ):
         todo = [matched(c, match) for c in pending(phase)]
         if jobs > 1 and len(todo) > 1:
@@ -548,6 +585,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--seeds must be >= 1")
     if args.match == "flops" and REFERENCE not in args.methods:
         p.error(f"--match flops matches baselines to {REFERENCE}: list it in --methods")
+    for m in args.methods:
+        name, by_seconds = split_match(m)
+        if by_seconds and (name.startswith("munet") or REFERENCE not in args.methods):
+            p.error(f"{m}: only a baseline can be matched by wall seconds, to {REFERENCE}: list it")
     return args
 
 

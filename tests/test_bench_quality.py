@@ -202,3 +202,39 @@ def test_tables_only_runs_nothing_and_reports_the_seeds_each_row_has(q, tmp_path
     assert "| munet | 2 | 0.8050 ± 0.0071 |" in md
     b2 = md.split("### Budget × 2")[1]
     assert "| munet | 1 | 0.8000 ± 0.0000 |" in b2 and "| lora:8 | 1 |" in b2
+
+
+def test_a_baseline_matched_by_wall_seconds_is_calibrated_by_its_own_cell(q, tmp_path, monkeypatch):
+    assert q.method_overrides("lora:8=seconds") == {"method": "lora:8"}
+    assert q.slug("lora:8=seconds") == "lora-8-by-seconds"
+    with pytest.raises(SystemExit):  # muNet is the reference, never matched
+        q.parse_args(["--methods", "munet", "munet@0.9=seconds"])
+    with pytest.raises(SystemExit):
+        q.parse_args(["--match", "images", "--methods", "lora:8=seconds"])
+    a = q.parse_args(
+        ["--out", str(tmp_path), "--methods", "munet", "lora:8=seconds", "lora:8"]
+        + ["--budgets", "1", "--seeds", "1", "--match", "images"]
+    )
+    ref, by_seconds, lora = q.plan(a)
+    assert by_seconds.method == "lora:8=seconds" and by_seconds.directory.name == "seed0"
+    assert by_seconds.directory.parent.name == "lora-8-by-seconds"
+    with pytest.raises(SystemExit, match="wall seconds: it needs"):
+        q.matched(by_seconds, "images")
+    write(ref, {**fake_result(ref, 0.8, 1e6), "wall_s": 300.0})
+    write(lora, {**fake_result(lora, 0.8, 1e6), "baseline_budget": 0.8, "wall_s": 200.0})
+    assert q.matched(by_seconds, "images").overrides["baseline_budget"] == pytest.approx(1.2)
+    assert q.matched(lora, "images") is lora  # the calibration keeps the directory's rule
+
+    for c in (ref, lora):  # run order: reference, the rest, then the seconds-matched cells
+        c.result_file.unlink()
+    ran = []
+
+    def fake_execute(c):
+        ran.append(c.method)
+        res = {**fake_result(c, 0.8, 1e6), "wall_s": 100.0, "baseline_budget": 1.0}
+        write(c, res)
+        return res
+
+    monkeypatch.setattr(q, "execute", fake_execute)
+    q.run_cells([by_seconds, lora, ref], "images", 1)
+    assert ran == ["munet", "lora:8", "lora:8=seconds"]
