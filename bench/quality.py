@@ -3,7 +3,9 @@
 A *cell* is one (budget, method, seed): one system evolved by the engine (``munet evolve
 --method``), or for ``lora:R`` the LoRA baseline through Hugging Face PEFT
 (:mod:`munet.train.peft_lora`) on every task. A budget ``b`` multiplies muNet's task iterations
-(the config's, 2 by default: ``--budgets 0.5,1,2`` runs 1, 2 and 4 task iterations per task).
+(the config's, 2 by default: ``--budgets 0.5,1,2`` runs 1, 2 and 4 task iterations per task),
+or with ``--budget-by steps`` its validations per candidate V (8 by default: 4, 8 and 16, so
+each candidate trains V × I steps and the candidate count stays).
 Baselines are matched to muNet (the ``munet`` cell of the same budget and seed):
 
 * ``--match images``: the training images muNet's budget trains (spec §7.4, the paper's rule);
@@ -149,12 +151,21 @@ def method_overrides(method: str) -> dict[str, Any]:
     return out
 
 
-def budget_overrides(base: Mapping[str, Any], budget: float) -> dict[str, Any]:
-    """``base`` with muNet's task iterations multiplied by ``budget`` (rounded, at least 1)."""
+#: what a budget multiplies: muNet's task iterations (more candidates, each as long) or the
+#: validations per candidate V (as many candidates, each training V × I steps)
+BUDGET_BY = {"iterations": "task_iterations", "steps": "validations_per_candidate"}
+
+
+def budget_overrides(
+    base: Mapping[str, Any], budget: float, by: str = "iterations"
+) -> dict[str, Any]:
+    """``base`` with muNet's task iterations (``by="iterations"``) or validations per candidate
+    (``by="steps"``) multiplied by ``budget`` (rounded, at least 1)."""
     from munet.config import Config
 
-    iterations = int(base.get("task_iterations", Config().task_iterations))
-    return {**base, "task_iterations": max(1, round(iterations * budget))}
+    key = BUDGET_BY[by]
+    value = int(base.get(key, getattr(Config(), key)))
+    return {**base, key: max(1, round(value * budget))}
 
 
 def base_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,7 +187,7 @@ def plan(args: argparse.Namespace) -> list[Cell]:
             m,
             seed,
             args.out,
-            {**budget_overrides(base, b), **method_overrides(m), "seed": seed},
+            {**budget_overrides(base, b, args.budget_by), **method_overrides(m), "seed": seed},
         )
         for b in args.budgets
         for seed in range(args.seeds)
@@ -190,10 +201,14 @@ def pending(cells: Sequence[Cell]) -> list[Cell]:
     return [c for c in cells if not c.result_file.exists()]
 
 
-def check_out(out: Path, match: str, base: Mapping[str, Any]) -> None:
-    """A bench directory holds one match rule and one base config: record them on first use,
-    refuse a rerun with others (budgets, seeds and methods may be added)."""
-    want = {"match": match, "overrides": dict(base)}
+def check_out(
+    out: Path, match: str, base: Mapping[str, Any], budget_by: str = "iterations"
+) -> None:
+    """A bench directory holds one match rule, one base config and one budget rule: record them
+    on first use, refuse a rerun with others (budgets, seeds and methods may be added)."""
+    want: dict[str, Any] = {"match": match, "overrides": dict(base)}
+    if budget_by != "iterations":  # directories written before --budget-by existed stay valid
+        want["budget_by"] = budget_by
     file = out / "bench.json"
     if file.exists():
         have = json.loads(file.read_text())
@@ -564,7 +579,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--budgets",
         type=parse_budgets,
         default=[0.5, 1.0, 2.0],
-        help="budget multipliers of muNet's task iterations, e.g. 0.5,1,2",
+        help="budget multipliers (of muNet's task iterations, see --budget-by), e.g. 0.5,1,2",
+    )
+    p.add_argument(
+        "--budget-by",
+        choices=sorted(BUDGET_BY),
+        default="iterations",
+        help="what a budget multiplies: task iterations (more candidates) or steps (the "
+        "validations per candidate V: longer candidates)",
     )
     p.add_argument("--match", choices=MATCHES, default="flops", help="what baselines match")
     p.add_argument("--budget", nargs="*", default=[], metavar="key=value", help="config overrides")
@@ -594,7 +616,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    check_out(args.out, args.match, base_overrides(args))
+    check_out(args.out, args.match, base_overrides(args), args.budget_by)
     cells = plan(args)
     t0 = time.time()
     if not args.tables_only:

@@ -69,6 +69,25 @@ def test_plan_multiplies_task_iterations_and_puts_reference_cells_first(q, tmp_p
     assert lora.is_baseline and not c.is_baseline and lora.directory.parent.name == "lora-8"
 
 
+def test_budget_by_steps_multiplies_validations_per_candidate_and_marks_the_directory(q, tmp_path):
+    a = q.parse_args(["--out", str(tmp_path), "--methods", "munet", "--budget-by", "steps"])
+    cells = q.plan(a)
+    assert {c.overrides["validations_per_candidate"] for c in cells} == {4, 8, 16}  # V = 8
+    assert all("task_iterations" not in c.overrides for c in cells)  # the candidate count stays
+    assert q.budget_overrides({"validations_per_candidate": 3}, 0.25, "steps") == {
+        "validations_per_candidate": 1
+    }
+    # a directory keeps its budget rule; one written before the rule existed reads "iterations"
+    q.check_out(tmp_path, "flops", {}, "steps")
+    q.check_out(tmp_path, "flops", {}, "steps")
+    with pytest.raises(SystemExit):
+        q.check_out(tmp_path, "flops", {}, "iterations")
+    q.check_out(tmp_path / "old", "flops", {})
+    assert "budget_by" not in json.loads((tmp_path / "old" / "bench.json").read_text())
+    with pytest.raises(SystemExit):
+        q.check_out(tmp_path / "old", "flops", {}, "steps")
+
+
 def fake_result(cell, acc, params, flops=2e12, per_task=None):
     return {
         "budget": cell.budget,

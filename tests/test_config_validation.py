@@ -38,6 +38,7 @@ from munet.system.arch import RootArch
         (["force_finetune=[encoderblock_x]"], "'encoderblock_x' is not a component name"),
         (["force_finetune=[3]"], "force_finetune entry 3"),
         (["tasks=[1]"], "tasks entry 1 is not a task spec"),
+        (["parent_fallback=first"], "parent_fallback='first' is unknown; use uniform"),
     ],
 )
 def test_bad_values_are_refused_before_the_root_is_loaded(overrides, needle):

@@ -31,6 +31,7 @@ from munet.system.hparams import (
     index_of,
 )
 from munet.system.hparams import default_hparams as starting_hparams
+from munet.system.select import FALLBACKS
 
 #: Where and how a run executes, not what the system is: never taken from a stored config.
 EXECUTION_KEYS = ("executor", "ray_address", "workers", "gpus_per_worker", "async_tasks")
@@ -56,6 +57,7 @@ FROZEN_KEYS = (
     "augment_defaults",
     "seed_phase",
     "seed_keep",
+    "parent_fallback",
     "min_patches",
     "head_init",
     "search",
@@ -68,6 +70,7 @@ FROZEN_KEYS = (
 LEGACY_VALUES: dict[str, Any] = {
     "augment_defaults": "spec",
     "seed_phase": "all",
+    "parent_fallback": "uniform",
     "min_patches": 1,
     "head_init": "zeros",
     "baseline_budget": 1.0,
@@ -158,6 +161,11 @@ class Config:
         "screen", "screen: linear-probe the seed paths, train the best | all: spec"
     )
     seed_keep: int = _key(1, "seed_phase=screen: seed paths trained per task iteration")
+    parent_fallback: str = _key(
+        "uniform",
+        "where a parent walk that accepts nothing ends: uniform (the spec: any seed or task "
+        "path) | best (the task's best path)",
+    )
     min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
     head_init: str = _key(
         "zeros",
@@ -210,6 +218,11 @@ class Config:
             raise ConfigError(
                 f"seed_phase={self.seed_phase!r} is unknown; use screen (rank seed paths by a "
                 "linear probe, train the best seed_keep) or all (the spec: train every seed)"
+            )
+        if self.parent_fallback not in FALLBACKS:
+            raise ConfigError(
+                f"parent_fallback={self.parent_fallback!r} is unknown; use uniform (the spec: a "
+                "random seed or task path) or best (the task's best path)"
             )
         if self.score_split not in ("full", "subset"):
             raise ConfigError(

@@ -171,12 +171,13 @@ def test_ppdecay_walk_and_fallback():
 
     class Fixed:
         def __init__(self, draws, ints=0):
-            self.draws, self.ints = list(draws), ints
+            self.draws, self.ints, self.int_calls = list(draws), ints, 0
 
         def random(self):
             return self.draws.pop(0)
 
         def integers(self, n):
+            self.int_calls += 1
             return self.ints
 
     a, b, c = p(1, 2), p(2, 0), p(3, 0)
@@ -186,6 +187,13 @@ def test_ppdecay_walk_and_fallback():
     seed = p(9, 0)
     assert select_parent([a], [seed], Fixed([0.9], ints=0)) is seed
     assert select_parent([], [seed], Fixed([], ints=0)) is seed
+    # parent_fallback=best: a walk that accepts nothing ends at the task's best path, after the
+    # same draws (the uniform pick is drawn and dropped); without task paths it is uniform
+    a.offspring = 3
+    draws = Fixed([0.9], ints=0)
+    assert select_parent([a], [seed], draws, "best") is a
+    assert draws.draws == [] and draws.int_calls == 1
+    assert select_parent([], [seed], Fixed([], ints=0), "best") is seed
 
 
 def test_end_iteration_keeps_best_locks_it_and_relinks():

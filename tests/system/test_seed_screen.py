@@ -98,3 +98,25 @@ def test_min_patches_drops_degenerate_image_sizes():
     assert image_sizes_for(8, min_patches=2)[0] == 16
     space = search_space_for(3, 16, min_patches=2)
     assert 16 not in space["ds_image_size"] and space["ds_image_size"][0] == 32
+
+
+def test_parent_fallback_best_keeps_every_later_mutated_child_in_its_task():
+    """``parent_fallback: best``: once a task has a path, a walk that accepts nothing ends at
+    the task's best path instead of a random seed path (the spec's uniform fallback)."""
+
+    def mutated_parents(fallback):
+        state, s = pure_state(
+            seed=3, task_iterations=3, candidates_per_iteration=6, generation_batch_size=6
+        )
+        s.seed_keep, s.parent_fallback = 1, fallback
+        trainer = ScreeningTrainer({"t0": 0.9, "t1": 0.2, "t2": 0.5})
+        evolve(state, {f"t{i}": 3 for i in range(4)}, s, trainer, NullRecorder(), NullOps())
+        # one generation batch per task iteration: the screened seed, then 5 mutated children
+        by_task = {}
+        for task, parent in trainer.parents:
+            by_task.setdefault(task, []).append(parent)
+        return {t: [ps[i * 6 + 1 : i * 6 + 6] for i in (1, 2)] for t, ps in by_task.items()}
+
+    best, uniform = mutated_parents("best"), mutated_parents("uniform")
+    assert all(p == t for t, its in best.items() for it in its for p in it)
+    assert any(p != t for t, its in uniform.items() for it in its for p in it)

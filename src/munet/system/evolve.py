@@ -179,7 +179,9 @@ def run_task_iteration(
             if k < len(seeds):
                 parent, mutate = seeds[k], False
             else:
-                parent = select_parent(state.ranked(task, settings), seeds, rng)
+                parent = select_parent(
+                    state.ranked(task, settings), seeds, rng, settings.parent_fallback
+                )
                 mutate = True
             child, mutations = policy.assemble(
                 state, parent, task, num_classes, ds, mutate, rng, ops, settings

@@ -81,6 +81,8 @@ class Settings:
     #: seed paths trained per task iteration, chosen by the trainer's ``screen``; None = every
     #: seed path (the spec's seed phase)
     seed_keep: int | None = None
+    #: where PPDecay's walk ends when it accepts nothing: ``uniform`` (spec) or ``best``
+    parent_fallback: str = "uniform"
 
 
 class SharedIds(Protocol):
