@@ -58,6 +58,7 @@ FROZEN_KEYS = (
     "seed_phase",
     "seed_keep",
     "parent_fallback",
+    "screen_incumbent",
     "min_patches",
     "head_init",
     "search",
@@ -71,6 +72,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "augment_defaults": "spec",
     "seed_phase": "all",
     "parent_fallback": "uniform",
+    "screen_incumbent": False,
     "min_patches": 1,
     "head_init": "zeros",
     "baseline_budget": 1.0,
@@ -165,6 +167,11 @@ class Config:
         "uniform",
         "where a parent walk that accepts nothing ends: uniform (the spec: any seed or task "
         "path) | best (the task's best path)",
+    )
+    screen_incumbent: bool = _key(
+        False,
+        "seed_phase=screen: the task's retained path is probed too, and only seed paths whose "
+        "probe beats it are trained (from its second iteration on, possibly none)",
     )
     min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
     head_init: str = _key(

@@ -69,7 +69,7 @@ class Progress:
     """
 
     ITERATION_START = "iteration_start"  # task, iteration, seeds (path ids)
-    SEEDS_SCREENED = "seeds_screened"  # task, iteration, scores (path id -> score), kept
+    SEEDS_SCREENED = "seeds_screened"  # task, iteration, scores (path id -> score), kept, incumbent
     CANDIDATE = "candidate"  # record: a judged munet.system.record.CandidateRecord
     ITERATION_END = "iteration_end"  # task, iteration, best (the retained Path)
 

@@ -230,6 +230,7 @@ def evolve_system(
             generation_batch_size=cfg.generation_batch_size,
             seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
             parent_fallback=cfg.parent_fallback,
+            screen_incumbent=cfg.screen_incumbent,
         )
         policy, settings, validations = configure_method(
             method, settings, cfg.validations_per_candidate, cfg.baseline_budget

@@ -120,3 +120,46 @@ def test_parent_fallback_best_keeps_every_later_mutated_child_in_its_task():
     best, uniform = mutated_parents("best"), mutated_parents("uniform")
     assert all(p == t for t, its in best.items() for it in its for p in it)
     assert any(p != t for t, its in uniform.items() for it in its for p in it)
+
+
+def test_screen_incumbent_trains_a_seed_only_when_its_probe_beats_the_task_path():
+    def first_candidates(own_score):
+        state, s = pure_state(
+            seed=1, task_iterations=2, candidates_per_iteration=3, generation_batch_size=3
+        )
+        s.seed_keep, s.screen_incumbent = 1, True
+        trainer = ScreeningTrainer({"t0": 0.5, "t1": 0.5, "t2": 0.5, "t3": own_score})
+        events = []
+        evolve(
+            state,
+            {f"t{i}": 3 for i in range(4)},
+            s,
+            trainer,
+            NullRecorder(),
+            NullOps(),
+            lambda e, **info: events.append((e, info)),
+        )
+        return first_parents(trainer, "t3", 6), trainer.screened, events
+
+    # iteration 0: t3 has no path, so the best seed (t2, newest of the ties) is trained first;
+    # iteration 1: its own path probes 0.9 > 0.5, so no seed: 3 mutated children of t3
+    parents, screened, events = first_candidates(0.9)
+    assert parents[0] == "t2" and parents[3:] == ["t3"] * 3
+    assert screened[-1] == ("t3", ["t2", "t1", "t0", "NOT_TRAINABLE", "t3"])  # the rival last
+    last = [i for e, i in events if e == "seeds_screened" and i["task"] == "t3"][-1]
+    assert last["kept"] == [] and last["incumbent"][1] == 0.9
+    # its own path probes worse than every other task's: the best seed is trained again
+    parents, _, _ = first_candidates(0.1)
+    assert parents[3] in ("t0", "t1", "t2")
+
+
+def test_a_resumed_iteration_whose_seed_phase_was_empty_does_not_screen_again():
+    state, s = pure_state(generation_batch_size=3)
+    s.seed_keep = 1
+    seeds = [Path(i, f"x{i}", state.root, dict(state.root.hparams), [], {}) for i in (13, 12)]
+    recorded = {("t", 1, 0): [CandidateRecord("t", 1, 0, 0, 30, 7, "t", False, [], {}, [], [])]}
+    trainer = ScreeningTrainer({"x13": 1.0})
+    own = Path(7, "t", state.root, dict(state.root.hparams), [], {})
+    say = lambda *a, **k: 0  # noqa: E731
+    got = choose_seeds(seeds, "t", 1, s, trainer, ReplayRecorder(recorded), say, own)
+    assert got == [] and trainer.screened == []

@@ -62,7 +62,11 @@ class ProgressPrinter:
             )
         elif event == Progress.SEEDS_SCREENED:
             scores = ", ".join(f"{pid}: {v:.3f}" for pid, v in info["scores"].items())
-            self.say(f"  seed screen (linear probe, val acc): {scores}; training {info['kept']}")
+            own = info.get("incumbent")
+            rival = f"; own path {own[0]}: {own[1]:.3f}" if own else ""
+            self.say(
+                f"  seed screen (linear probe, val acc): {scores}{rival}; training {info['kept']}"
+            )
         elif event == Progress.ITERATION_END:
             best = info["best"]
             self.say(

@@ -166,7 +166,10 @@ def run_task_iteration(
     """Evolve one task for one iteration; returns its retained best path."""
     say = progress or (lambda *a, **k: None)
     it = state.iterations_done.get(task, 0)
-    seeds = choose_seeds(policy.seeds(state, task), task, it, settings, trainer, recorder, say)
+    incumbent = state.retained(task) if settings.screen_incumbent else None
+    seeds = choose_seeds(
+        policy.seeds(state, task), task, it, settings, trainer, recorder, say, incumbent
+    )
     n, g = settings.candidates_per_iteration, settings.generation_batch_size
     say(Event.ITERATION_START, task=task, iteration=it, seeds=[p.id for p in seeds])
     for b, start in enumerate(range(0, n, g)):
@@ -225,15 +228,18 @@ def choose_seeds(
     trainer: Trainer,
     recorder: Recorder,
     say: Progress,
+    incumbent: Path | None = None,
 ) -> list[Path]:
     """The seed paths a task iteration trains: all of them (the spec), or with
     ``settings.seed_keep`` the best ``seed_keep`` by the trainer's screen, in screen order.
+    With an ``incumbent`` (the task's retained path, ``screen_incumbent``) it is screened too,
+    and only seeds whose probe beats its own are kept: possibly none.
 
     A resumed iteration takes its seeds from the recorded seed-phase candidates, so a resume
     never depends on recomputing the screen's floats.
     """
     keep = settings.seed_keep
-    if keep is None or len(seeds) <= keep:
+    if keep is None or (len(seeds) <= keep and incumbent is None):
         return seeds
     by_id = {p.id: p for p in seeds}
     recorded: list[Path] = []
@@ -242,18 +248,23 @@ def choose_seeds(
         if batch is None:
             break
         recorded += [by_id[r.parent_id] for r in batch if r.seed_phase]
-    if len(recorded) == keep:
-        return recorded
-    scores = trainer.screen(task, seeds)
-    order = sorted(range(len(seeds)), key=lambda i: (-scores[i], i))
+        if len(recorded) == keep or not all(r.seed_phase for r in batch):
+            return recorded  # the seed phase ended inside the recorded batches
+    rivals = [incumbent] if incumbent is not None else []
+    scores = trainer.screen(task, [*seeds, *rivals])
+    ranking = sorted(range(len(seeds)), key=lambda i: (-scores[i], i))
+    order = ranking[:keep]
+    if incumbent is not None:
+        order = [i for i in order if scores[i] > scores[-1]]
     say(
         Event.SEEDS_SCREENED,
         task=task,
         iteration=iteration,
-        scores={seeds[i].id: scores[i] for i in order},
-        kept=[seeds[i].id for i in order[:keep]],
+        scores={seeds[i].id: scores[i] for i in ranking},
+        kept=[seeds[i].id for i in order],
+        incumbent=(incumbent.id, scores[-1]) if incumbent is not None else None,
     )
-    return [seeds[i] for i in order[:keep]]
+    return [seeds[i] for i in order]
 
 
 def plan_record(

@@ -83,6 +83,8 @@ class Settings:
     seed_keep: int | None = None
     #: where PPDecay's walk ends when it accepts nothing: ``uniform`` (spec) or ``best``
     parent_fallback: str = "uniform"
+    #: seed screening also probes the task's retained path; only seeds that beat it are trained
+    screen_incumbent: bool = False
 
 
 class SharedIds(Protocol):
