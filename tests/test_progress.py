@@ -123,3 +123,30 @@ def test_the_package_stays_silent_until_logging_is_configured():
     handlers = logging.getLogger("munet").handlers  # `munet` is imported: its NullHandler is on
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
     assert not any(isinstance(h, StderrHandler) for h in handlers)
+
+
+def test_the_seed_screen_line_names_the_task_path_it_was_held_against():
+    from types import SimpleNamespace
+
+    from munet.report.progress import ProgressPrinter
+
+    lines: list[str] = []
+    settings = SimpleNamespace(task_iterations=2, candidates_per_iteration=3)
+    printer = ProgressPrinter(
+        SimpleNamespace(iterations_done={}), settings, ["t"], lines.append, False
+    )
+    printer(
+        "seeds_screened",
+        task="t",
+        iteration=1,
+        scores={4: 0.8, 0: 0.5},
+        kept=[],
+        incumbent=(7, 0.9),
+    )
+    printer(
+        "seeds_screened", task="t", iteration=0, scores={4: 0.8, 0: 0.5}, kept=[4], incumbent=None
+    )
+    assert lines == [
+        "  seed screen (linear probe, val acc): 4: 0.800, 0: 0.500; own path 7: 0.900; training []",
+        "  seed screen (linear probe, val acc): 4: 0.800, 0: 0.500; training [4]",
+    ]
