@@ -112,7 +112,7 @@ def budget_name(budget: float) -> str:
 
 
 def slug(method: str) -> str:
-    return method.replace(":", "-").replace("@", "-s").replace("=", "-by-")
+    return method.replace(":", "-").replace("@", "-s").replace("=", "-by-").replace("/", "-r")
 
 
 #: ``NAME=seconds``: baseline NAME matched by wall seconds (calibrated by NAME's own cell)
@@ -124,6 +124,16 @@ def split_match(method: str) -> tuple[str, bool]:
     if method.endswith(BY_SECONDS):
         return method[: -len(BY_SECONDS)], True
     return method, False
+
+
+#: ``NAME/N``: baseline NAME trained as N replicas (``baseline_replicas``; ``lora:8/1`` is one
+#: run of all the images, as PEFT users train) instead of the engine's rule
+REPLICAS = "/"
+
+
+def engine_method(method: str) -> str:
+    """The method the engine runs: ``lora:8/1=seconds`` → ``lora:8``."""
+    return split_match(method)[0].partition(REPLICAS)[0]
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -142,8 +152,11 @@ SEARCH_METHODS = {"munet-extended": ("munet", "extended"), "munet-paper": ("mune
 
 
 def method_overrides(method: str) -> dict[str, Any]:
-    name, _, scale = split_match(method)[0].partition("@")
+    name, _, scale = engine_method(method).partition("@")
     out: dict[str, Any] = {"method": name}
+    replicas = split_match(method)[0].partition(REPLICAS)[2]
+    if replicas:
+        out["baseline_replicas"] = int(replicas)
     if name in SEARCH_METHODS:
         out["method"], out["search"] = SEARCH_METHODS[name]
     if scale:
@@ -282,6 +295,7 @@ def unit_flops(method: str, overrides: Mapping[str, Any]) -> float:
         cfg.candidates_per_iteration,
         cfg.generation_batch_size,
         cfg.validations_per_candidate,
+        cfg.baseline_replicas,
     )
     ts = TrainSettings(batch_size=cfg.batch_size, interval_cap=cfg.validation_interval_cap)
     total = 0.0
@@ -341,7 +355,9 @@ def matched(cell: Cell, match: str) -> Cell:
             f"--match flops: {cell.method} needs {ref.result_file} (run {REFERENCE} with it)"
         )
     reference = json.loads(ref.result_file.read_text())["flops"]
-    return with_budget(cell, flops_scale(reference, unit_flops(cell.method, cell.overrides)))
+    return with_budget(
+        cell, flops_scale(reference, unit_flops(engine_method(cell.method), cell.overrides))
+    )
 
 
 # ---- running ----------------------------------------------------------------------------------
@@ -351,8 +367,9 @@ def execute(cell: Cell) -> dict[str, Any]:
     from munet.train.peft_lora import is_lora, parse_lora
 
     t0 = time.time()
-    if is_lora(cell.method):
-        results = run_lora(cell.directory, parse_lora(cell.method), cell.overrides)
+    method = engine_method(cell.method)
+    if is_lora(method):
+        results = run_lora(cell.directory, parse_lora(method), cell.overrides)
         trained = True
     else:
         from munet.runner import evolve_system
@@ -611,6 +628,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         name, by_seconds = split_match(m)
         if by_seconds and (name.startswith("munet") or REFERENCE not in args.methods):
             p.error(f"{m}: only a baseline can be matched by wall seconds, to {REFERENCE}: list it")
+        replicas = name.partition(REPLICAS)[2]
+        if replicas and (name.startswith("munet") or not replicas.isdigit() or int(replicas) < 1):
+            p.error(f"{m}: NAME/N sets a baseline's replicas: N >= 1, e.g. lora:8/1")
     return args
 
 

@@ -140,6 +140,24 @@ def test_matched_budget_gives_baselines_exactly_munets_candidate_intervals():
     for t, c, g, v in [(2, 8, 4, 4), (1, 5, 3, 2), (3, 7, 8, 5)]:
         b = matched_budget(t, c, g, v)
         assert b.replicas * b.validations == t * c * v and b.replicas <= g
+    # baseline_replicas: 1 is one run of every image muNet's candidates train
+    for t, c, g, v in [(2, 3, 3, 8), (1, 5, 3, 2), (3, 7, 8, 5)]:
+        assert matched_budget(t, c, g, v, replicas=1) == BaselineBudget(1, t * c * v)
+    assert matched_budget(2, 3, 3, 8, replicas=4) == BaselineBudget(4, 12)  # 48 / 4
+    assert matched_budget(1, 5, 3, 2, replicas=3) == BaselineBudget(3, 3)  # 10 / 3, rounded
+
+
+def test_baseline_replicas_sets_the_replicas_of_a_baseline_run(tmp_path, two_task_system):
+    d = tmp_path / "one"
+    args = tiny_args(d, "builtin:digits,builtin:glyph_digits", "baseline_replicas=1")
+    assert main([*args, "--method", "finetune-all"]) == 0
+    rows = list(csv.DictReader(open(d / "candidates.csv")))
+    munet_rows = list(csv.DictReader(open(two_task_system / "candidates.csv")))
+    assert [r["task"] for r in rows] == ["digits", "glyph_digits"]  # one run per task
+    assert by_task(rows, "images") == by_task(munet_rows, "images")
+    assert all(len(rec.history) == 2 * 3 * 2 for rec in stored(d)[0].candidate_rows())
+    with pytest.raises(ConfigError, match="baseline_replicas=-1 must be >= 0"):
+        build_config(None, {"baseline_replicas": -1})
 
 
 def test_baseline_runs_in_the_unchanged_loop_as_fixed_root_children():

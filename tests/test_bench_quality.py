@@ -19,6 +19,16 @@ def test_method_names_become_config_overrides(q):
     assert q.method_overrides("munet-extended") == {"method": "munet", "search": "extended"}
     assert q.method_overrides("munet-paper") == {"method": "munet", "search": "paper"}
     assert q.method_overrides("lora:8") == {"method": "lora:8"}
+    # NAME/N: a baseline's replicas (lora:8/1 is one run, as PEFT users train)
+    assert q.method_overrides("lora:8/1") == {"method": "lora:8", "baseline_replicas": 1}
+    assert q.method_overrides("finetune-all/2=seconds") == {
+        "method": "finetune-all",
+        "baseline_replicas": 2,
+    }
+    assert q.engine_method("lora:8/1=seconds") == "lora:8" and q.slug("lora:8/1") == "lora-8-r1"
+    for bad in ("munet/1", "lora:8/0", "lora:8/x"):
+        with pytest.raises(SystemExit):
+            q.parse_args(["--methods", "munet", bad])
 
 
 def test_defaults_and_argument_errors(q, tmp_path):

@@ -54,6 +54,7 @@ FROZEN_KEYS = (
     "generation_batch_size",
     "method",
     "baseline_budget",
+    "baseline_replicas",
     "augment_defaults",
     "seed_phase",
     "seed_keep",
@@ -64,6 +65,7 @@ FROZEN_KEYS = (
     "search",
     "extended_start",
     "score_split",
+    "race_validations",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -76,9 +78,11 @@ LEGACY_VALUES: dict[str, Any] = {
     "min_patches": 1,
     "head_init": "zeros",
     "baseline_budget": 1.0,
+    "baseline_replicas": 0,
     "search": "paper",
     "extended_start": "head",
     "score_split": "subset",
+    "race_validations": 0,
 }
 
 
@@ -120,6 +124,11 @@ class Config:
         "a baseline trains this multiple of the images muNet's budget trains (1 = the spec's "
         "match; bench/quality.py --match flops sets it to match FLOPs)",
     )
+    baseline_replicas: int = _key(
+        0,
+        "replicas a baseline trains, sharing its images: 0 = the largest divisor of muNet's "
+        "candidate count that fits a generation batch | N (1 = one run of all the images)",
+    )
     task_iterations: int = _key(2, "task iterations per task (round-robin)")
     candidates_per_iteration: int = _key(3, "candidates trained per task iteration")
     generation_batch_size: int = _key(3, "candidates trained together on the same batches")
@@ -152,6 +161,12 @@ class Config:
         "full",
         "full: a candidate's best snapshot (picked on the validation subset) is scored on the "
         "whole validation split | subset: the spec (its best subset validation)",
+    )
+    race_validations: int = _key(
+        2,
+        "0: every candidate of a generation batch trains V validation intervals (the spec) | R "
+        "(1 <= R < V): each trains R, then only the best so far trains on for the intervals "
+        "the others leave unused (R >= V: no race)",
     )
     hparams: dict[str, Any] = _key(
         {}, "default hyperparameters, e.g. {opt_lr: 0.02} (each must be in its candidate list)"
@@ -236,6 +251,11 @@ class Config:
                 f"score_split={self.score_split!r} is unknown; use full (score the best snapshot "
                 "on the whole validation split) or subset (the spec)"
             )
+        if self.race_validations < 0:
+            raise ConfigError(
+                f"race_validations={self.race_validations} is out of range; use 0 (no race) or "
+                "R >= 1 (a race at R validation intervals, when R < validations_per_candidate)"
+            )
         if self.head_init not in ("probe", "zeros"):
             raise ConfigError(
                 f"head_init={self.head_init!r} is unknown; use probe (a new head starts as a "
@@ -243,6 +263,11 @@ class Config:
             )
         if not 0.0 < self.scale_factor <= 1.0:
             raise ConfigError(f"scale_factor={self.scale_factor} is out of range; use 0 < s <= 1")
+        if self.baseline_replicas < 0:
+            raise ConfigError(
+                f"baseline_replicas={self.baseline_replicas} must be >= 0 (0 = as many as fit a "
+                "generation batch, 1 = one run)"
+            )
         if not self.baseline_budget > 0.0:
             raise ConfigError(
                 f"baseline_budget={self.baseline_budget} must be > 0 (1 = muNet's images)"

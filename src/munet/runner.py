@@ -233,7 +233,11 @@ def evolve_system(
             screen_incumbent=cfg.screen_incumbent,
         )
         policy, settings, validations = configure_method(
-            method, settings, cfg.validations_per_candidate, cfg.baseline_budget
+            method,
+            settings,
+            cfg.validations_per_candidate,
+            cfg.baseline_budget,
+            cfg.baseline_replicas,
         )
         trainer = executor.start(
             root.arch,
@@ -246,6 +250,8 @@ def evolve_system(
                 device=device,
                 head_init=cfg.head_init,
                 score_split=cfg.score_split,
+                # a baseline's replicas all train their whole budget
+                race_validations=cfg.race_validations if method.evolves else 0,
             ),
         )
         progress = ProgressPrinter(state, settings, list(tasks), log, show_progress)
@@ -308,6 +314,7 @@ def run_lora(
             cfg.candidates_per_iteration,
             cfg.generation_batch_size,
             cfg.validations_per_candidate,
+            cfg.baseline_replicas,
         ),
         cfg.baseline_budget,
     )

@@ -81,6 +81,20 @@ def test_resources_the_cluster_lacks_are_refused_in_one_line(tmp_path, capsys, f
     assert not d.exists()  # refused before anything was written
 
 
+def test_a_racing_generation_batch_trains_on_one_worker_as_it_does_locally(tmp_path):
+    # the tiny config's V = 2: a race at R = 1 gives the winner 3 × 2 − 2 × 1 = 4 intervals
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    race = ("race_validations=1", "threads=1")
+    assert main(tiny_args(local, TASKS, *race)) == 0
+    assert main(tiny_args(remote, TASKS, *race, *RAY, "--workers", "2")) == 0
+    fp = fingerprint(remote)
+    assert fp == fingerprint(local)
+    histories = [len(rec["history"]) for rec in fp["candidates"]]
+    assert histories.count(4) == len(histories) // 3 and histories.count(1) == 2 * histories.count(
+        4
+    )
+
+
 def test_one_async_agent_at_a_time_equals_round_robin(tmp_path, reference):
     d = tmp_path / "system"
     assert main(tiny_args(d, TASKS, *RAY, "--workers", "1", "--async-tasks")) == 0

@@ -195,6 +195,7 @@ class RayExecutor:
         self.start_timeout = start_timeout
         self.keep_calls = keep_calls
         self._closed = False
+        self._settings: Any = None
         self._lock = threading.Lock()
         self._refs: dict[int, Any] = {}
         self._ref_use: dict[int, int] = {}
@@ -245,6 +246,7 @@ class RayExecutor:
         )
         self._init_args = (arch, sources, with_device(settings, device), forwarded_env())
         self._screen_args = (arch, tasks, settings)
+        self._settings = settings
         with self._lock:
             self._actors = [self._spawn(slot) for slot in range(self.workers)]
         where = self._wait_ready(self._actors)
@@ -266,6 +268,9 @@ class RayExecutor:
         specs = [candidate_spec(c) for c in children]
         refs = self._frozen_refs(children)
         m = max(1, min(len(children), self.split))
+        if self._settings.race_length(len(children)) > self._settings.validations:
+            m = 1  # a race compares every candidate of the batch mid-training: one job
+
         jobs = []
         for j in range(m):
             index = list(range(j, len(children), m))

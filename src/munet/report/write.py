@@ -181,7 +181,8 @@ def describe(s: SystemSummary) -> str:
     budget = f"{t} task iterations × {n} candidates × {v} validation intervals"
     if not s.evolves:
         scale = float(c.get("baseline_budget", 1.0))
-        b = scaled_budget(matched_budget(t, n, c.get("generation_batch_size"), v), scale)
+        replicas = int(c.get("baseline_replicas", 0))
+        b = scaled_budget(matched_budget(t, n, c.get("generation_batch_size"), v, replicas), scale)
         times = "=" if scale == 1.0 else f"{scale:g} ×"
         budget = (
             f"{b.replicas} replicas × {b.validations} validation intervals ({times} muNet's "

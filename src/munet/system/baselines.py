@@ -217,11 +217,16 @@ def matched_budget(
     candidates_per_iteration: int,
     generation_batch_size: int,
     validations: int,
+    replicas: int = 0,
 ) -> BaselineBudget:
     """R replicas (trained as one generation batch) of V × (candidates muNet trains) / R
     validation intervals each. R is the largest divisor of muNet's candidate count that fits in
-    a generation batch, so the image counts match exactly."""
+    a generation batch, so the image counts match exactly; ``replicas`` > 0 sets R instead (1: a
+    single run of all the images, as a fine-tuning or PEFT user trains), the intervals rounded
+    to the nearest, at least one."""
     total = task_iterations * candidates_per_iteration
+    if replicas > 0:
+        return BaselineBudget(replicas, max(1, round(validations * total / replicas)))
     replicas = math.gcd(total, generation_batch_size)
     return BaselineBudget(replicas, validations * total // replicas)
 
@@ -270,13 +275,18 @@ def baseline_settings(settings: Settings, budget: BaselineBudget) -> Settings:
 
 
 def configure_method(
-    method: Method, settings: Settings, validations: int, budget_scale: float = 1.0
+    method: Method,
+    settings: Settings,
+    validations: int,
+    budget_scale: float = 1.0,
+    replicas: int = 0,
 ) -> tuple[CandidatePolicy, Settings, int]:
     """The candidate policy, loop settings and validations per candidate that run ``method``.
 
     muNet runs as configured. A baseline runs one task iteration of R replicas, each trained
     for the validations that match muNet's images (:func:`matched_budget`) times
-    ``budget_scale`` (the config's ``baseline_budget``).
+    ``budget_scale`` (the config's ``baseline_budget``); ``replicas`` > 0 sets R (the config's
+    ``baseline_replicas``).
     """
     if method.evolves:
         return MUNET_POLICY, settings, validations
@@ -286,6 +296,7 @@ def configure_method(
             settings.candidates_per_iteration,
             settings.generation_batch_size,
             validations,
+            replicas,
         ),
         budget_scale,
     )

@@ -44,6 +44,19 @@ class TrainSettings:
     #: subset (spec): a candidate's quality is its best validation on the fixed subset; full:
     #: that best snapshot is scored once more on the whole validation split
     score_split: str = "subset"
+    #: 0 (spec): every candidate of a generation batch trains V validation intervals. R > 0: a
+    #: race: every candidate trains R intervals, then only the best so far (on the subset)
+    #: trains on, for the intervals the others left unused (n·V − (n−1)·R in all), its learning
+    #: rate scheduled over that whole length from the start
+    race_validations: int = 0
+
+    def race_length(self, candidates: int) -> int:
+        """Validation intervals the longest candidate of a generation batch of ``candidates``
+        trains: V, or with a race the winner's n·V − (n−1)·R."""
+        r, v = self.race_validations, self.validations
+        if r <= 0 or candidates < 2 or r >= v:
+            return v
+        return candidates * v - (candidates - 1) * r
 
     def interval(self, num_train: int) -> int:
         """I = min(ceil(train examples / batch size), cap)."""
@@ -107,6 +120,8 @@ class _Run:
         self.snapshot: dict[int, dict[str, torch.Tensor]] = {}
         self.history: list[float] = []
         self.status = "ok"
+        #: False once a race (``race_validations``) has stopped it: it keeps its best snapshot
+        self.racing = True
         self.seconds = 0.0
         self.images = 0
         keys = stage_keys(model, path.components, int(hp["ds_image_size"]))
@@ -137,6 +152,17 @@ class _Run:
         for c in self.path.trainable_components():
             for k, t in self.snapshot[c.id].items():
                 named[timm_prefix(c.name) + k].copy_(t)
+
+
+def _end_race(runs: Sequence[_Run]) -> None:
+    """Stop every run but the one with the best validation so far (the first of equals); the
+    stopped ones keep their best snapshot and are scored like any candidate."""
+    live = [i for i, run in enumerate(runs) if run.status == "ok"]
+    if not live:
+        return
+    winner = max(live, key=lambda i: (runs[i].best, -i))
+    for i in live:
+        runs[i].racing = i == winner
 
 
 class Trainer:
@@ -183,7 +209,8 @@ class Trainer:
         data = self.tasks[task]
         s = self.settings
         interval = s.interval(len(data.train_y))
-        total = interval * s.validations
+        total = interval * s.race_length(len(children))
+        rung = interval * s.race_validations if total > interval * s.validations else None
         device = torch.device(s.device)
         if s.head_init == "probe":
             for child in children:
@@ -201,7 +228,7 @@ class Trainer:
         for step in range(total):
             x, y = next(stream)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            live = [run for run in runs if run.status == "ok"]
+            live = [run for run in runs if run.status == "ok" and run.racing]
             prefixes = self._prefixes(live, x)
             for run in live:
                 t0 = time.perf_counter()
@@ -210,12 +237,14 @@ class Trainer:
                 run.images += len(y)
                 run.flops += run.train_flops * len(y)
             if (step + 1) % interval == 0:
-                live = [run for run in runs if run.status == "ok"]
+                live = [run for run in runs if run.status == "ok" and run.racing]
                 for run, acc in zip(live, self._validate(live, val), strict=True):
                     run.history.append(acc)
                     if acc > run.best:
                         run.best = acc
                         run.take_snapshot()
+            if step + 1 == rung:
+                _end_race(runs)
         if s.score_split == "full":
             self._rescore(task, [run for run in runs if run.status == "ok"], ds, device)
         results = []
