@@ -163,7 +163,7 @@ class Config:
         "whole validation split | subset: the spec (its best subset validation)",
     )
     race_validations: int = _key(
-        2,
+        0,
         "0: every candidate of a generation batch trains V validation intervals (the spec) | R "
         "(1 <= R < V): each trains R, then only the best so far trains on for the intervals "
         "the others leave unused (R >= V: no race)",
