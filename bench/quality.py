@@ -131,9 +131,15 @@ def split_match(method: str) -> tuple[str, bool]:
 REPLICAS = "/"
 
 
+def split_replicas(method: str) -> tuple[str, str]:
+    """``lora:8/1=seconds`` → ("lora:8", "1"); ``lora:8`` → ("lora:8", "")."""
+    name, _, replicas = split_match(method)[0].partition(REPLICAS)
+    return name, replicas
+
+
 def engine_method(method: str) -> str:
     """The method the engine runs: ``lora:8/1=seconds`` → ``lora:8``."""
-    return split_match(method)[0].partition(REPLICAS)[0]
+    return split_replicas(method)[0]
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -152,9 +158,9 @@ SEARCH_METHODS = {"munet-extended": ("munet", "extended"), "munet-paper": ("mune
 
 
 def method_overrides(method: str) -> dict[str, Any]:
-    name, _, scale = engine_method(method).partition("@")
+    base, replicas = split_replicas(method)
+    name, _, scale = base.partition("@")
     out: dict[str, Any] = {"method": name}
-    replicas = split_match(method)[0].partition(REPLICAS)[2]
     if replicas:
         out["baseline_replicas"] = int(replicas)
     if name in SEARCH_METHODS:
@@ -628,7 +634,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         name, by_seconds = split_match(m)
         if by_seconds and (name.startswith("munet") or REFERENCE not in args.methods):
             p.error(f"{m}: only a baseline can be matched by wall seconds, to {REFERENCE}: list it")
-        replicas = name.partition(REPLICAS)[2]
+        replicas = split_replicas(m)[1]
         if replicas and (name.startswith("munet") or not replicas.isdigit() or int(replicas) < 1):
             p.error(f"{m}: NAME/N sets a baseline's replicas: N >= 1, e.g. lora:8/1")
     return args

@@ -268,9 +268,8 @@ class RayExecutor:
         specs = [candidate_spec(c) for c in children]
         refs = self._frozen_refs(children)
         m = max(1, min(len(children), self.split))
-        if self._settings.race_length(len(children)) > self._settings.validations:
+        if self._settings.races(len(children)):
             m = 1  # a race compares every candidate of the batch mid-training: one job
-
         jobs = []
         for j in range(m):
             index = list(range(j, len(children), m))

@@ -58,6 +58,10 @@ class TrainSettings:
             return v
         return candidates * v - (candidates - 1) * r
 
+    def races(self, candidates: int) -> bool:
+        """Whether a generation batch of ``candidates`` races (its winner trains longer)."""
+        return self.race_length(candidates) > self.validations
+
     def interval(self, num_train: int) -> int:
         """I = min(ceil(train examples / batch size), cap)."""
         return max(1, min(math.ceil(num_train / self.batch_size), self.interval_cap))
@@ -133,6 +137,11 @@ class _Run:
         self.train_flops = sum(flops[: model.grad_from]) + 3 * sum(flops[model.grad_from :])
         self.eval_flops = sum(flops)
         self.flops = 0.0
+
+    @property
+    def training(self) -> bool:
+        """Still taking steps: neither diverged nor stopped by a race."""
+        return self.status == "ok" and self.racing
 
     def take_snapshot(self) -> None:
         """Copy the trainable components' current tensors to host memory."""
@@ -210,7 +219,7 @@ class Trainer:
         s = self.settings
         interval = s.interval(len(data.train_y))
         total = interval * s.race_length(len(children))
-        rung = interval * s.race_validations if total > interval * s.validations else None
+        rung = interval * s.race_validations if s.races(len(children)) else None
         device = torch.device(s.device)
         if s.head_init == "probe":
             for child in children:
@@ -228,7 +237,7 @@ class Trainer:
         for step in range(total):
             x, y = next(stream)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            live = [run for run in runs if run.status == "ok" and run.racing]
+            live = [run for run in runs if run.training]
             prefixes = self._prefixes(live, x)
             for run in live:
                 t0 = time.perf_counter()
@@ -237,7 +246,7 @@ class Trainer:
                 run.images += len(y)
                 run.flops += run.train_flops * len(y)
             if (step + 1) % interval == 0:
-                live = [run for run in runs if run.status == "ok" and run.racing]
+                live = [run for run in runs if run.training]
                 for run, acc in zip(live, self._validate(live, val), strict=True):
                     run.history.append(acc)
                     if acc > run.best:
