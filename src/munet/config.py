@@ -60,6 +60,7 @@ FROZEN_KEYS = (
     "seed_keep",
     "parent_fallback",
     "screen_incumbent",
+    "transfer_lowrank",
     "min_patches",
     "head_init",
     "search",
@@ -75,6 +76,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "seed_phase": "all",
     "parent_fallback": "uniform",
     "screen_incumbent": False,
+    "transfer_lowrank": False,
     "min_patches": 1,
     "head_init": "zeros",
     "baseline_budget": 1.0,
@@ -187,6 +189,12 @@ class Config:
         False,
         "seed_phase=screen: the task's retained path is probed too, and only seed paths whose "
         "probe beats it are trained (from its second iteration on, possibly none)",
+    )
+    transfer_lowrank: bool = _key(
+        False,
+        "search=extended: a path a task starts from another task's path trains private low-rank "
+        "deltas on extended_start's blocks, copies of that path's own where it has them | false: "
+        "it shares them frozen (the spec's reuse: a seed child trains its head only)",
     )
     min_patches: int = _key(2, "image sizes leaving the root fewer patches per side are invalid")
     head_init: str = _key(

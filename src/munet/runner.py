@@ -231,6 +231,7 @@ def evolve_system(
             seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
             parent_fallback=cfg.parent_fallback,
             screen_incumbent=cfg.screen_incumbent,
+            transfer_lowrank=cfg.transfer_lowrank and cfg.search == "extended",
         )
         policy, settings, validations = configure_method(
             method,

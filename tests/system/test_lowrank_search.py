@@ -176,3 +176,39 @@ def test_a_root_child_starts_with_the_adapters_the_config_asks_for():
     child, _ = child_of(state, state.root, "a", s)
     assert child.hparams["adapter_layers"] == [1]
     assert [c.name for c in child.trainable_components()] == ["residual_adapter_1", "head"]
+
+
+def test_transfer_lowrank_continues_another_tasks_deltas_as_private_copies():
+    lowrank = default_hparams("safe", "extended", "lowrank", depth=3)
+    space = search_space_for(3, 16, search="extended")
+    state = make_root_state(TI3, ROOT_PARAMS, lowrank, OPS)
+    off = Settings(space=space, defaults=lowrank, mutate_lowranks=True)
+    on = Settings(space=space, defaults=lowrank, mutate_lowranks=True, transfer_lowrank=True)
+    # task a's retained path has deltas on blocks 0 and 2 only (block 1's was never added)
+    a1, _ = child_of(state, stand_in(state.root, lowrank_layers=[0, 2]), "a", off)
+    a1.metrics["quality"] = 0.5
+    state.accept(a1)
+    state.end_iteration("a", off)
+    # the spec's reuse: task b's seed child shares a's deltas frozen and trains its head only
+    shared, record = child_of(state, a1, "b", off)
+    assert [c.name for c in shared.trainable_components()] == ["head"] and record == []
+    assert shared.component("lowrank_0") is a1.component("lowrank_0")
+    # transfer: copies of a's deltas, a new one on block 1, and a's path itself untouched
+    seed, record = child_of(state, a1, "b", on)
+    assert seed.hparams["lowrank_layers"] == [0, 1, 2]
+    assert [c.name for c in seed.trainable_components()] == [
+        "lowrank_0",
+        "lowrank_1",
+        "lowrank_2",
+        "head",
+    ]
+    assert seed.component("lowrank_0").origin == f"clone:{a1.component('lowrank_0').id}"
+    assert seed.component("lowrank_1").origin == "new"
+    assert record == ["clone lowrank_0 (transfer)", "clone lowrank_2 (transfer)"]
+    assert a1.component("lowrank_0").locks == {"a"} and a1.hparams["lowrank_layers"] == [0, 2]
+    assert seed.component("encoderblock_1") is a1.component("encoderblock_1")  # blocks stay shared
+    # the rule is for paths started from another task's: a's own children and the root's as before
+    state.begin_iteration("a")
+    own, record = child_of(state, a1, "a", on)
+    assert own.hparams["lowrank_layers"] == [0, 2] and record == []
+    assert child_of(state, state.root, "b", on)[0].hparams["lowrank_layers"] == [0, 1, 2]

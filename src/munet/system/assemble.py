@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from munet.system.arch import HEAD, INSERTED_LAYERS, POSEMBED, Shapes, is_inserted
+from munet.system.arch import HEAD, INSERTED_LAYERS, LOWRANK_PREFIX, POSEMBED, Shapes, is_inserted
 from munet.system.component import Component
 from munet.system.hparams import mutate_adapters, mutate_hparams, mutate_lowranks
 from munet.system.path import Path
@@ -40,6 +40,13 @@ def assemble_child(
         for key in INSERTED_LAYERS.values():
             if key in settings.defaults:
                 hp[key] = list(settings.defaults[key])
+    # transfer_lowrank: a path started from another task's path trains low-rank deltas as the
+    # root's children do, continuing that path's own (a transfer initialisation)
+    transfer = settings.transfer_lowrank and parent.task != task and parent.id != state.root.id
+    if transfer:
+        hp["lowrank_layers"] = sorted(
+            set(hp.get("lowrank_layers", ())) | set(settings.defaults.get("lowrank_layers", ()))
+        )
     record: list[str] = []
     if mutate:
         hp, rec = mutate_hparams(hp, settings.space, settings.mutation_prob, rng, data=False)
@@ -64,6 +71,8 @@ def assemble_child(
         if found is not None:
             if found.trainable:
                 clone, why = True, None
+            elif transfer and name.startswith(LOWRANK_PREFIX):
+                clone, why = True, "transfer"
             elif not mutate:
                 clone, why = False, None
             elif name in settings.force_finetune:

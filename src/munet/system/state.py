@@ -85,6 +85,10 @@ class Settings:
     parent_fallback: str = "uniform"
     #: seed screening also probes the task's retained path; only seeds that beat it are trained
     screen_incumbent: bool = False
+    #: beyond the paper: a path a task starts from another task's path trains private low-rank
+    #: deltas on the blocks of ``defaults["lowrank_layers"]`` (copies of that path's own where it
+    #: has them); False: it shares them frozen like any inherited component (the spec's reuse)
+    transfer_lowrank: bool = False
 
 
 class SharedIds(Protocol):
