@@ -74,6 +74,21 @@ def test_adding_a_task_leaves_existing_predictions_bit_identical(tmp_path):
             assert {"digits", "glyph_digits"} <= c.locks
 
 
+def test_under_the_headroom_schedule_an_added_task_spends_only_its_own_budget(tmp_path):
+    d = tmp_path / "s"
+    two = "builtin:digits,builtin:glyph_digits"
+    assert main(tiny_args(d, two, "task_schedule=headroom", "task_iterations=2")) == 0
+    store, before = stored(d)
+    done = dict(before.iterations_done)
+    assert sum(done.values()) == 4 and min(done.values()) >= 1
+    kept = {t: before.retained(t).id for t in done}
+    assert main(["add-task", str(d), "builtin:glyph_latin"]) == 0
+    store, after = stored(d)
+    assert store.task_cohorts() == [["digits", "glyph_digits"], ["glyph_latin"]]
+    assert after.iterations_done == {**done, "glyph_latin": 2}
+    assert {t: after.retained(t).id for t in done} == kept
+
+
 def test_training_never_touches_locked_components(tmp_path):
     """Train a generation whose candidates reuse frozen components: no gradient, no change."""
     from munet.train.trainer import Trainer, TrainSettings

@@ -131,7 +131,9 @@ def test_the_seed_screen_line_names_the_task_path_it_was_held_against():
     from munet.report.progress import ProgressPrinter
 
     lines: list[str] = []
-    settings = SimpleNamespace(task_iterations=2, candidates_per_iteration=3)
+    settings = SimpleNamespace(
+        task_iterations=2, task_schedule="round_robin", candidates_per_iteration=3
+    )
     printer = ProgressPrinter(
         SimpleNamespace(iterations_done={}), settings, ["t"], lines.append, False
     )

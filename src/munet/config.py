@@ -20,6 +20,7 @@ import yaml
 from munet.data.catalog import DEFAULT_TASKS
 from munet.errors import ConfigError
 from munet.system.baselines import parse_method
+from munet.system.evolve import SCHEDULES
 from munet.system.hparams import (
     AUGMENT_DEFAULTS,
     BASE_DEFAULTS,
@@ -85,6 +86,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "extended_start": "head",
     "score_split": "subset",
     "race_validations": 0,
+    "task_schedule": "round_robin",
 }
 
 
@@ -132,6 +134,12 @@ class Config:
         "candidate count that fits a generation batch | N (1 = one run of all the images)",
     )
     task_iterations: int = _key(2, "task iterations per task (round-robin)")
+    task_schedule: str = _key(
+        "round_robin",
+        "round_robin: every task gets task_iterations (the spec) | headroom: the same total, "
+        "every task at least one, the rest each to the task with the most validation error per "
+        "iteration it had",
+    )
     candidates_per_iteration: int = _key(3, "candidates trained per task iteration")
     generation_batch_size: int = _key(3, "candidates trained together on the same batches")
     scale_factor: float = _key(
@@ -249,6 +257,12 @@ class Config:
                 f"seed_phase={self.seed_phase!r} is unknown; use screen (rank seed paths by a "
                 "linear probe, train the best seed_keep) or all (the spec: train every seed)"
             )
+        if self.task_schedule not in SCHEDULES:
+            raise ConfigError(
+                f"task_schedule={self.task_schedule!r} is unknown; use round_robin (the spec: "
+                "task_iterations each) or headroom (the same total, more to the tasks with more "
+                "validation error)"
+            )
         if self.parent_fallback not in FALLBACKS:
             raise ConfigError(
                 f"parent_fallback={self.parent_fallback!r} is unknown; use uniform (the spec: a "
@@ -310,6 +324,12 @@ class Config:
             raise ConfigError(
                 f"method={self.method} is a baseline and runs only in the ordinary loop; "
                 "set async_tasks=false"
+            )
+        if self.async_tasks and self.task_schedule != "round_robin":
+            raise ConfigError(
+                f"task_schedule={self.task_schedule} picks each next task from the others' "
+                "finished iterations, so tasks cannot evolve at once; set async_tasks=false or "
+                "task_schedule=round_robin"
             )
         if not self.tasks:
             raise ConfigError("tasks is empty; give at least one task, e.g. tasks=builtin:digits")

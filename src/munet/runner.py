@@ -226,6 +226,7 @@ def evolve_system(
             seed=cfg.seed,
             defaults=cfg.default_hparams(root.arch.depth),
             task_iterations=cfg.task_iterations,
+            task_schedule=cfg.task_schedule,
             candidates_per_iteration=cfg.candidates_per_iteration,
             generation_batch_size=cfg.generation_batch_size,
             seed_keep=cfg.seed_keep if cfg.seed_phase == "screen" else None,
@@ -255,7 +256,8 @@ def evolve_system(
                 race_validations=cfg.race_validations if method.evolves else 0,
             ),
         )
-        progress = ProgressPrinter(state, settings, list(tasks), log, show_progress)
+        cohorts = store.task_cohorts()
+        progress = ProgressPrinter(state, settings, list(tasks), log, show_progress, cohorts)
         progress.callbacks = list(callbacks)
         progress.tensorboard = TensorBoardLog.open(directory, settings.candidates_per_iteration)
         classes = {n: d.num_classes for n, d in tasks.items()}
@@ -268,7 +270,15 @@ def evolve_system(
             evolve_async(state, classes, settings, trainer, recorder, ops, progress, agents, policy)
         else:
             evolve(
-                state, classes, settings, trainer, SkipAgentReplays(recorder), ops, progress, policy
+                state,
+                classes,
+                settings,
+                trainer,
+                SkipAgentReplays(recorder),
+                ops,
+                progress,
+                policy,
+                cohorts,
             )
         progress.close()
     order = {name: i for i, name in enumerate([*store.tasks(), *tasks])}

@@ -22,12 +22,17 @@ class ProgressPrinter:
     bar on or off)."""
 
     def __init__(
-        self, state: Any, settings: Any, tasks: list[str], log: Log | None, show: bool | None
+        self,
+        state: Any,
+        settings: Any,
+        tasks: list[str],
+        log: Log | None,
+        show: bool | None,
+        cohorts: list[list[str]] | None = None,
     ) -> None:
-        todo = (
-            sum(max(0, settings.task_iterations - state.iterations_done.get(t, 0)) for t in tasks)
-            * settings.candidates_per_iteration
-        )
+        from munet.system.evolve import iterations_left
+
+        todo = iterations_left(state, tasks, settings, cohorts) * settings.candidates_per_iteration
         self.count = Count(todo, "evolve", unit="cand", log=log, logger=logger, show=show)
         self.say = self.count.say
         self.trained = 0

@@ -224,6 +224,11 @@ class SystemStore:
                 out.update(e["tasks"])
         return out
 
+    def task_cohorts(self) -> list[list[str]]:
+        """The task names grouped as they were added (the ``created`` run's, then each
+        ``add-task``'s), oldest first."""
+        return [list(e["tasks"]) for e in self.events if e["type"] == EventKind.TASKS]
+
     def stored_config(self) -> dict[str, Any]:
         cfg = dict(self.events[0]["config"])
         for e in self.events:

@@ -8,7 +8,7 @@ iteration, candidate), so a resumed run replays exactly what an uninterrupted on
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -130,13 +130,45 @@ class Recorder(Protocol):
 Progress = Callable[..., None]
 
 
-def next_task(state: SystemState, tasks: Sequence[str], task_iterations: int) -> str | None:
-    """Round-robin in list order: the first task with the fewest iterations, below the budget."""
-    todo = [t for t in tasks if state.iterations_done.get(t, 0) < task_iterations]
-    if not todo:
+#: How :func:`next_task` spends the task iterations (``task_schedule``).
+SCHEDULES = ("round_robin", "headroom")
+
+
+def next_task(
+    state: SystemState,
+    tasks: Sequence[str],
+    task_iterations: int,
+    schedule: str = "round_robin",
+) -> str | None:
+    """The task whose iteration runs next, None when the budget is spent.
+
+    ``round_robin`` (the spec): the first task in list order with the fewest iterations, below
+    ``task_iterations``. ``headroom`` (beyond the paper): the same total of
+    ``task_iterations × len(tasks)`` iterations, every task at least one, then each goes to the
+    task with the most validation error per iteration it had, ``(1 - quality) / iterations``
+    (ties: list order), so a task that still has much to learn gets the budget a solved one
+    would waste.
+    """
+    done = {t: state.iterations_done.get(t, 0) for t in tasks}
+    if schedule == "round_robin":
+        todo = [t for t in tasks if done[t] < task_iterations]
+        if not todo:
+            return None
+        least = min(done[t] for t in todo)
+        return next(t for t in todo if done[t] == least)
+    if sum(done.values()) >= task_iterations * len(tasks):
         return None
-    least = min(state.iterations_done.get(t, 0) for t in todo)
-    return next(t for t in todo if state.iterations_done.get(t, 0) == least)
+    fresh = [t for t in tasks if done[t] == 0]
+    if fresh:
+        return fresh[0]
+    return max(tasks, key=lambda t: (1.0 - headroom_quality(state, t)) / done[t])
+
+
+def headroom_quality(state: SystemState, task: str) -> float:
+    """The validation quality of the task's retained path (0 when it has none or diverged)."""
+    best = state.retained(task)
+    q = best.metrics.get("quality") if best is not None else None
+    return float(q) if q is not None else 0.0
 
 
 def generation_ds(
@@ -352,12 +384,49 @@ def evolve(
     ops: ParamOps,
     progress: Progress | None = None,
     policy: CandidatePolicy = MUNET_POLICY,
+    cohorts: Sequence[Sequence[str]] | None = None,
 ) -> None:
-    """Run task iterations round-robin until every task has ``task_iterations`` of them.
+    """Run task iterations in :func:`next_task`'s order until the budget is spent.
 
-    ``tasks`` maps task names, in schedule order, to their class counts.
+    ``tasks`` maps task names, in schedule order, to their class counts. ``cohorts``: the
+    tasks grouped as they were added to the system, oldest first (None: one group). Under
+    ``task_schedule: headroom`` each cohort spends its own budget in turn, so the iterations of
+    tasks added later never go to earlier ones (and adding a task never changes them); round
+    robin is the same either way.
     """
-    while (task := next_task(state, list(tasks), settings.task_iterations)) is not None:
-        run_task_iteration(
-            state, task, tasks[task], settings, trainer, recorder, ops, progress, policy
-        )
+    for group in schedule_groups(tasks, settings.task_schedule, cohorts):
+        while (
+            task := next_task(state, group, settings.task_iterations, settings.task_schedule)
+        ) is not None:
+            run_task_iteration(
+                state, task, tasks[task], settings, trainer, recorder, ops, progress, policy
+            )
+
+
+def schedule_groups(
+    tasks: Iterable[str], schedule: str, cohorts: Sequence[Sequence[str]] | None
+) -> list[list[str]]:
+    """The groups :func:`evolve` schedules one after another: every task at once under round
+    robin; under headroom each cohort's tasks of ``tasks``, then any task no cohort names."""
+    names = list(tasks)
+    if schedule == "round_robin" or not cohorts:
+        return [names]
+    groups = [[t for t in c if t in names] for c in cohorts]
+    named = {t for g in groups for t in g}
+    groups.append([t for t in names if t not in named])
+    return [g for g in groups if g]
+
+
+def iterations_left(
+    state: SystemState,
+    tasks: Iterable[str],
+    settings: Settings,
+    cohorts: Sequence[Sequence[str]] | None = None,
+) -> int:
+    """Task iterations :func:`evolve` will still run."""
+    n = settings.task_iterations
+    done = state.iterations_done
+    groups = schedule_groups(tasks, settings.task_schedule, cohorts)
+    if settings.task_schedule == "round_robin":
+        return sum(max(0, n - done.get(t, 0)) for g in groups for t in g)
+    return sum(max(0, n * len(g) - sum(done.get(t, 0) for t in g)) for g in groups)

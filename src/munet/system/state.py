@@ -76,6 +76,8 @@ class Settings:
     seed: int = 0
     defaults: dict[str, Any] = field(default_factory=dict)
     task_iterations: int = 2
+    #: ``round_robin`` (spec) or ``headroom`` (beyond the paper): see ``evolve.next_task``
+    task_schedule: str = "round_robin"
     candidates_per_iteration: int = 8
     generation_batch_size: int = 4
     #: seed paths trained per task iteration, chosen by the trainer's ``screen``; None = every
