@@ -103,10 +103,15 @@ class Cell:
 
     @property
     def is_baseline(self) -> bool:
-        return not self.method.partition("@")[0].startswith("munet")
+        return is_baseline(self.method)
 
 
 # ---- planning ---------------------------------------------------------------------------------
+def is_baseline(method: str) -> bool:
+    """A method other than muNet and its variants (munet@S, munet-no-autotune)."""
+    return not method.partition("@")[0].startswith("munet")
+
+
 def budget_name(budget: float) -> str:
     return f"b{budget:g}"
 
@@ -628,7 +633,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.budget = QUICK_BUDGET + args.budget
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
-    if args.match == "flops" and REFERENCE not in args.methods:
+    if (
+        args.match == "flops"
+        and any(map(is_baseline, args.methods))
+        and REFERENCE not in args.methods
+    ):
         p.error(f"--match flops matches baselines to {REFERENCE}: list it in --methods")
     for m in args.methods:
         name, by_seconds = split_match(m)

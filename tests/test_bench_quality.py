@@ -51,6 +51,8 @@ def test_defaults_and_argument_errors(q, tmp_path):
             q.parse_args(bad)
     with pytest.raises(SystemExit):  # flops are matched to munet's cell
         q.parse_args(["--methods", "finetune-all"])
+    # muNet variants alone match nothing, so they need no reference cell
+    assert q.parse_args(["--methods", "munet@0.9", "munet-no-autotune"]).match == "flops"
     assert q.parse_args(["--methods", "finetune-all", "--match", "images"]).match == "images"
 
 
