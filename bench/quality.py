@@ -641,10 +641,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--match flops matches baselines to {REFERENCE}: list it in --methods")
     for m in args.methods:
         name, by_seconds = split_match(m)
-        if by_seconds and (name.startswith("munet") or REFERENCE not in args.methods):
+        if by_seconds and (not is_baseline(name) or REFERENCE not in args.methods):
             p.error(f"{m}: only a baseline can be matched by wall seconds, to {REFERENCE}: list it")
         replicas = split_replicas(m)[1]
-        if replicas and (name.startswith("munet") or not replicas.isdigit() or int(replicas) < 1):
+        if replicas and (not is_baseline(name) or not replicas.isdigit() or int(replicas) < 1):
             p.error(f"{m}: NAME/N sets a baseline's replicas: N >= 1, e.g. lora:8/1")
     return args
 
