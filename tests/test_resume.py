@@ -230,3 +230,23 @@ def test_second_writer_is_refused_with_the_holders_pid(tmp_path, capsys):
         holder.wait()
     with SystemLock(d):
         pass
+
+
+def test_paired_acceptance_replays_its_verdicts_exactly(tmp_path):
+    """``accept_z``: the hits a verdict depends on come back from the journal (replayed
+    generations) and from the state snapshot (parents), so a resume judges as the first run."""
+    z = ("accept_z=1",)
+    ref = tmp_path / "ref"
+    assert main(tiny_args(ref, TASKS, *z)) == 0
+    want = fingerprint(ref)
+    records = want["candidates"]
+    assert all(r["val_hits"] for r in records)  # every candidate carries its hits
+    assert any(r["margin"] > 0 for r in records)  # and some were judged with a margin
+    d = tmp_path / "system"
+    assert main(tiny_args(d, TASKS, *z, "task_iterations=1")) == 0
+    lines = (d / "journal.jsonl").read_bytes().splitlines(keepends=True)
+    # a kill just before the last iteration ended: its generations are replayed, not trained
+    assert b'"iteration_end"' in lines[-1] and b'"generation"' in lines[-2]
+    (d / "journal.jsonl").write_bytes(b"".join(lines[:-1]))
+    assert main(tiny_args(d, TASKS, *z)) == 0
+    assert fingerprint(d) == want

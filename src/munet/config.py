@@ -68,6 +68,7 @@ FROZEN_KEYS = (
     "extended_start",
     "score_split",
     "race_validations",
+    "accept_z",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -87,6 +88,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "score_split": "subset",
     "race_validations": 0,
     "task_schedule": "round_robin",
+    "accept_z": 0.0,
 }
 
 
@@ -177,6 +179,13 @@ class Config:
         "0: every candidate of a generation batch trains V validation intervals (the spec) | R "
         "(1 <= R < V): each trains R, then only the best so far trains on for the intervals "
         "the others leave unused (R >= V: no race)",
+    )
+    accept_z: float = _key(
+        0.0,
+        "0: a child replaces its parent when its score is higher (the spec) | z > 0: only when "
+        "it is still higher with its validation quality lowered by z paired standard errors "
+        "(sqrt(disagreements) / examples; needs score_split=full); the same for replacing a "
+        "task's retained path",
     )
     hparams: dict[str, Any] = _key(
         {}, "default hyperparameters, e.g. {opt_lr: 0.02} (each must be in its candidate list)"
@@ -277,6 +286,16 @@ class Config:
             raise ConfigError(
                 f"race_validations={self.race_validations} is out of range; use 0 (no race) or "
                 "R >= 1 (a race at R validation intervals, when R < validations_per_candidate)"
+            )
+        if not (math.isfinite(self.accept_z) and self.accept_z >= 0.0):
+            raise ConfigError(
+                f"accept_z={self.accept_z} is out of range; use 0 (the spec) or z > 0 (e.g. 1: "
+                "a child must win by one paired standard error)"
+            )
+        if self.accept_z > 0.0 and self.score_split != "full":
+            raise ConfigError(
+                f"accept_z={self.accept_z} compares paths example by example on the whole "
+                "validation split; set score_split=full or accept_z=0"
             )
         if self.head_init not in ("probe", "zeros"):
             raise ConfigError(

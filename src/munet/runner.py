@@ -233,6 +233,7 @@ def evolve_system(
             parent_fallback=cfg.parent_fallback,
             screen_incumbent=cfg.screen_incumbent,
             transfer_lowrank=cfg.transfer_lowrank and cfg.search == "extended",
+            accept_z=cfg.accept_z if method.evolves else 0.0,
         )
         policy, settings, validations = configure_method(
             method,
@@ -254,6 +255,7 @@ def evolve_system(
                 score_split=cfg.score_split,
                 # a baseline's replicas all train their whole budget
                 race_validations=cfg.race_validations if method.evolves else 0,
+                hits=cfg.accept_z > 0.0 and method.evolves,
             ),
         )
         cohorts = store.task_cohorts()

@@ -37,6 +37,15 @@ def test_json_round_trips_exactly():
     assert agent.agent and agent.to_json() == {**JOURNALED, ASYNC_KEY: True}
 
 
+def test_hits_and_margin_are_journaled_only_with_a_paired_test():
+    from munet.system.noise import HITS_KEY
+
+    assert HITS_KEY not in CandidateRecord.from_json(JOURNALED).to_json()  # spec mode: as before
+    paired = {**JOURNALED, HITS_KEY: "3:a0", "margin": 0.0125}
+    rec = CandidateRecord.from_json(paired)
+    assert (rec.hits, rec.margin) == ("3:a0", 0.0125) and rec.to_json() == paired
+
+
 def test_records_of_older_systems_load_with_defaults():
     old = {k: v for k, v in JOURNALED.items() if k not in ("flops", "trainable_ids", "baseline")}
     rec = CandidateRecord.from_json({**old, "blobs": {}})

@@ -60,3 +60,47 @@ def test_score_split_is_frozen_full_by_default_and_subset_for_older_systems():
     with pytest.raises(ConfigError) as err:
         build_config(overrides=parse_overrides(["score_split=all"]))
     assert "use full (score the best snapshot" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_hits_are_the_best_snapshots_right_answers_on_the_whole_split():
+    from munet.system.noise import unpack
+
+    root, state, s, ds = micro_state(mutation_prob=0.5)
+    kids = root_children(state, s, ds, 2, mutate=True)
+    data = load_tasks(["builtin:digits"])
+    settings = TrainSettings(
+        batch_size=16, validations=2, interval_cap=4, score_split="full", hits=True
+    )
+    results = Trainer(root.arch, data, settings).train_generation("digits", kids, ds, seed=3)
+    d = data["digits"]
+    for kid, res in zip(kids, results, strict=True):
+        right = unpack(res.hits)
+        assert right.size == len(d.val_y)
+        assert right.mean() == pytest.approx(res.quality, abs=1e-6)
+        for c in kid.trainable_components():
+            c.params = res.params[c.id]
+        model = build_model(root.arch, kid.hparams, kid.components, trainable=False)
+        with torch.no_grad():
+            pred = model(prepare_eval(d.val_x, int(kid.hparams["ds_image_size"]))).argmax(-1)
+        assert (pred == d.val_y).numpy().tolist() == right.tolist()
+    # without the flag (the default) nothing is collected
+    plain = Trainer(root.arch, data, TrainSettings(batch_size=16, validations=2, interval_cap=4))
+    assert all(r.hits is None for r in plain.train_generation("digits", kids, ds, seed=3))
+
+
+def test_accept_z_needs_the_whole_split_and_a_sane_value():
+    from munet.config import FROZEN_KEYS, Config, build_config, parse_overrides, with_legacy
+    from munet.errors import ConfigError
+
+    assert Config().accept_z == 0.0 and with_legacy({})["accept_z"] == 0.0
+    assert "accept_z" in FROZEN_KEYS
+    for bad, says in [
+        (["accept_z=-1"], "use 0 (the spec) or z > 0"),
+        (["accept_z=1", "score_split=subset"], "set score_split=full or accept_z=0"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            build_config(overrides=parse_overrides(bad))
+        assert says in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="use 0 \\(the spec\\) or z > 0"):
+        Config(accept_z=float("inf")).validate()
+    assert build_config(overrides=parse_overrides(["accept_z=1.5"])).accept_z == 1.5

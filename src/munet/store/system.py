@@ -301,6 +301,7 @@ class SystemStore:
             int(record.images),
             record.status,
             float(record.flops or 0.0),  # older systems did not count FLOPs
+            record.hits,
         )
 
     def generation_done(
@@ -421,6 +422,8 @@ class SystemStore:
             "mutations",
             "quality",
             "score",
+            "baseline",
+            "margin",
             "accepted",
             "accounted_params",
             "seconds",

@@ -16,6 +16,7 @@ from munet.errors import ResumeDivergedError
 from munet.events import Progress as Event
 from munet.interrupts import raise_if_interrupted
 from munet.system.hparams import data_hparams, mutate_hparams
+from munet.system.noise import HITS_KEY, margin
 from munet.system.path import Path
 from munet.system.policy import MUNET_POLICY, CandidatePolicy
 from munet.system.record import CandidateRecord
@@ -36,6 +37,9 @@ class CandidateResult:
     images: int = 0  # training images consumed
     status: str = "ok"  # "ok" or "diverged: <why>"
     flops: float = 0.0  # training (frozen prefix forward; forward + backward above) + validation
+    #: which validation examples the best snapshot got right (``noise.pack``); only when the
+    #: trainer is asked for them (``accept_z``)
+    hits: str | None = None
 
 
 class Trainer(Protocol):
@@ -328,11 +332,14 @@ def _judge(
     planned: CandidateRecord,
     res: CandidateResult,
 ) -> CandidateRecord:
-    """Accept the child if its score strictly beats its same-task parent's (spec §4.3);
-    returns ``planned`` filled with the outcome."""
+    """Accept the child if its score strictly beats its same-task parent's (spec §4.3), with
+    ``settings.accept_z`` after its quality is lowered by that many paired standard errors of
+    its difference from the parent (``munet.system.noise``); returns ``planned`` filled with
+    the outcome."""
     parent = child.parent
     assert parent is not None
-    baseline = state.score(parent, settings) if parent.task == child.task else -math.inf
+    same_task = parent.task == child.task
+    baseline = state.score(parent, settings) if same_task else -math.inf
     params = accounted_params(child)
     rec = replace(
         planned,
@@ -346,19 +353,23 @@ def _judge(
         baseline=None if math.isinf(baseline) else baseline,
         score=None,
         accepted=False,
+        hits=res.hits,
     )
     if res.quality is None:
         return rec
     child.metrics.update(
         quality=res.quality, history=list(res.history), seconds=res.seconds, images=res.images
     )
+    if res.hits is not None:
+        child.metrics[HITS_KEY] = res.hits
     child_score = score(res.quality, params, state.p_ref, settings.scale_factor)
-    accepted = child_score > baseline
+    give = margin(res.hits, parent.metrics.get(HITS_KEY), settings.accept_z) if same_task else 0.0
+    accepted = score(res.quality - give, params, state.p_ref, settings.scale_factor) > baseline
     if accepted:
         for c in child.trainable_components():
             c.params = res.params[c.id]
         state.accept(child)
-    return replace(rec, score=child_score, accepted=accepted)
+    return replace(rec, score=child_score, accepted=accepted, margin=give)
 
 
 def _check_replay(replayed: list[CandidateRecord], records: list[CandidateRecord]) -> None:

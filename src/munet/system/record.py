@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from munet.system.noise import HITS_KEY
+
 #: The JSON key that marks a record written by an asynchronous task agent (never replayed).
 ASYNC_KEY = "async"
 
@@ -44,6 +46,10 @@ class CandidateRecord:
     baseline: float | None = None  # the same-task parent's score; None for another task's
     score: float | None = None
     accepted: bool = False
+    #: ``accept_z``: which validation examples the candidate got right (``noise.pack``) and the
+    #: quality it gave up before its score was compared with its parent's
+    hits: str | None = None
+    margin: float = 0.0
     agent: bool = False  # written by an asynchronous task agent (timing-dependent)
 
     def to_json(self) -> dict[str, Any]:
@@ -72,6 +78,9 @@ class CandidateRecord:
             "score": self.score,
             "accepted": self.accepted,
         }
+        if self.hits is not None:  # only with accept_z: spec-mode journals stay as they were
+            out[HITS_KEY] = self.hits
+            out["margin"] = self.margin
         if self.agent:
             out[ASYNC_KEY] = True
         return out
@@ -105,5 +114,7 @@ class CandidateRecord:
             baseline=data.get("baseline"),
             score=data["score"],
             accepted=data["accepted"],
+            hits=data.get(HITS_KEY),
+            margin=float(data.get("margin", 0.0)),
             agent=bool(data.get(ASYNC_KEY, False)),
         )

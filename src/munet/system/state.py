@@ -19,7 +19,8 @@ from munet.system.arch import (
 from munet.system.component import NOT_TRAINABLE, Component
 from munet.system.graph import copy_component
 from munet.system.path import Path
-from munet.system.score import path_score
+from munet.system.noise import HITS_KEY, margin
+from munet.system.score import accounted_params, path_score, score
 
 
 class ParamOps(Protocol):
@@ -91,6 +92,10 @@ class Settings:
     #: deltas on the blocks of ``defaults["lowrank_layers"]`` (copies of that path's own where it
     #: has them); False: it shares them frozen like any inherited component (the spec's reuse)
     transfer_lowrank: bool = False
+    #: beyond the paper: a path replaces its parent, or the task's retained path, only when its
+    #: score wins with its quality lowered by this many paired standard errors
+    #: (``munet.system.noise``); 0 = the spec (any win)
+    accept_z: float = 0.0
 
 
 class SharedIds(Protocol):
@@ -193,11 +198,28 @@ class SystemState:
         self.population.setdefault(path.task, []).append(path)
 
     def end_iteration(self, task: str, settings: Settings) -> Path:
-        """Keep only the best-scoring path, lock its components, relink parents (spec §4.3)."""
+        """Keep only the best-scoring path, lock its components, relink parents (spec §4.3).
+
+        With ``settings.accept_z`` and a path retained by an earlier iteration (the first of
+        the population), only paths that beat that one beyond noise (their quality lowered by
+        ``accept_z`` paired standard errors, as in ``_judge``) may replace it."""
         paths = self.population[task]
-        best = paths[0]
+        rivals = paths
+        if settings.accept_z > 0.0 and self.iterations_done.get(task, 0) > 0:
+            held = paths[0]
+            held_score = self.score(held, settings)
+            hits = held.metrics.get(HITS_KEY)
+            rivals = [held] + [
+                p
+                for p in paths[1:]
+                if self._lowered_score(
+                    p, margin(p.metrics.get(HITS_KEY), hits, settings.accept_z), settings
+                )
+                > held_score
+            ]
+        best = rivals[0]
         best_score = self.score(best, settings)
-        for p in paths[1:]:
+        for p in rivals[1:]:
             s = self.score(p, settings)
             if s > best_score:
                 best, best_score = p, s
@@ -207,6 +229,15 @@ class SystemState:
         self.iterations_done[task] = self.iterations_done.get(task, 0) + 1
         self.relink()
         return best
+
+    def _lowered_score(self, path: Path, give: float, settings: Settings) -> float:
+        """The path's score with ``give`` taken off its validation quality."""
+        return score(
+            path.metrics["quality"] - give,
+            accounted_params(path),
+            self.p_ref,
+            settings.scale_factor,
+        )
 
     def relink(self) -> None:
         """Point every live path's parent to its nearest live ancestor (the root at worst)."""

@@ -23,6 +23,7 @@ from munet.model.vit import PathModel, build_model, stage_keys
 from munet.system.arch import HEAD, RootArch, timm_prefix
 from munet.system.evolve import CandidateResult
 from munet.system.hparams import peak_lr
+from munet.system.noise import pack
 from munet.system.path import Path
 from munet.system.schedule import learning_rate
 
@@ -49,6 +50,9 @@ class TrainSettings:
     #: trains on, for the intervals the others left unused (n·V − (n−1)·R in all), its learning
     #: rate scheduled over that whole length from the start
     race_validations: int = 0
+    #: ``accept_z``: ``score_split: full`` also reports which validation examples each best
+    #: snapshot got right (``CandidateResult.hits``), for the paired acceptance test
+    hits: bool = False
 
     def race_length(self, candidates: int) -> int:
         """Validation intervals the longest candidate of a generation batch of ``candidates``
@@ -137,6 +141,7 @@ class _Run:
         self.train_flops = sum(flops[: model.grad_from]) + 3 * sum(flops[model.grad_from :])
         self.eval_flops = sum(flops)
         self.flops = 0.0
+        self.hits: str | None = None  # packed validation hits of the best snapshot (``hits``)
 
     @property
     def training(self) -> bool:
@@ -275,6 +280,7 @@ class Trainer:
                         run.images,
                         "ok",
                         run.flops,
+                        run.hits,
                     )
                 )
         return results
@@ -294,8 +300,11 @@ class Trainer:
             (x.to(device), y.to(device))
             for x, y in self._val_batches(task, int(ds["ds_image_size"]), full=True)
         ]
-        for run, acc in zip(runs, self._validate(runs, full), strict=True):
+        hits: dict[int, list[torch.Tensor]] | None = {} if self.settings.hits else None
+        for run, acc in zip(runs, self._validate(runs, full, hits), strict=True):
             run.best = acc
+            if hits is not None:
+                run.hits = pack(torch.cat(hits[id(run)]).numpy())
 
     def _prefixes(self, runs: Sequence[_Run], x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Each run's input to its first trainable stage: the frozen prefix, computed once per
@@ -317,10 +326,14 @@ class Trainer:
         return out
 
     def _validate(
-        self, runs: Sequence[_Run], val: Sequence[tuple[torch.Tensor, torch.Tensor]]
+        self,
+        runs: Sequence[_Run],
+        val: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        hits: dict[int, list[torch.Tensor]] | None = None,
     ) -> list[float]:
         """Validation quality of every run (the mean of per-batch accuracies, spec §5), with
-        shared frozen prefixes computed once per batch."""
+        shared frozen prefixes computed once per batch. ``hits``, when given, collects each
+        run's per-example correctness, one tensor per batch under ``id(run)``."""
         accs: dict[int, list[float]] = {id(run): [] for run in runs}
         with torch.no_grad():
             for x, y in val:
@@ -329,7 +342,10 @@ class Trainer:
                     t0 = time.perf_counter()
                     with autocast(x.device):
                         out = run.model.forward_from(prefixes[id(run)], run.model.grad_from)
-                    accs[id(run)].append(float((out.argmax(-1) == y).float().mean()))
+                    right = out.argmax(-1) == y
+                    accs[id(run)].append(float(right.float().mean()))
+                    if hits is not None:
+                        hits.setdefault(id(run), []).append(right.cpu())
                     run.seconds += time.perf_counter() - t0
                     run.flops += run.eval_flops * len(y)
         return [sum(accs[id(run)]) / len(accs[id(run)]) for run in runs]
