@@ -88,8 +88,8 @@ def test_a_child_must_beat_its_parent_beyond_z_paired_standard_errors(right, z, 
     assert rec.accepted is accepted and (child in state.population["a"]) is accepted
     assert rec.score == pytest.approx(len(right) / N)  # the reported score is not lowered
     assert rec.hits == child.metrics[HITS_KEY] == hits_of(right)
-    w, l = len(right - set(range(50))), len(set(range(50)) - right)
-    assert rec.margin == pytest.approx(z * np.sqrt(w + l) / N)
+    wins, losses = len(right - set(range(50))), len(set(range(50)) - right)
+    assert rec.margin == pytest.approx(z * np.sqrt(wins + losses) / N)
 
 
 def test_the_margin_lowers_the_quality_inside_the_scale_controlled_score():

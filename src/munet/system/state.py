@@ -18,8 +18,8 @@ from munet.system.arch import (
 )
 from munet.system.component import NOT_TRAINABLE, Component
 from munet.system.graph import copy_component
-from munet.system.path import Path
 from munet.system.noise import HITS_KEY, margin
+from munet.system.path import Path
 from munet.system.score import accounted_params, path_score, score
 
 
