@@ -152,3 +152,28 @@ def test_the_seed_screen_line_names_the_task_path_it_was_held_against():
         "  seed screen (linear probe, val acc): 4: 0.800, 0: 0.500; own path 7: 0.900; training []",
         "  seed screen (linear probe, val acc): 4: 0.800, 0: 0.500; training [4]",
     ]
+
+
+def test_a_candidate_line_shows_the_margin_it_was_judged_with(caplog):
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from munet.report.progress import ProgressPrinter
+    from munet.system.record import CandidateRecord
+
+    lines: list[str] = []
+    settings = SimpleNamespace(
+        task_iterations=1, task_schedule="round_robin", candidates_per_iteration=2
+    )
+    printer = ProgressPrinter(
+        SimpleNamespace(iterations_done={}), settings, ["t"], lines.append, False
+    )
+    rec = CandidateRecord(
+        "t", 0, 0, 1, 9, 4, "t", False, [], {}, [], [], quality=0.52, score=0.52, baseline=0.5
+    )
+    with caplog.at_level(logging.INFO, logger="munet"):
+        printer("candidate", record=rec)
+        printer("candidate", record=replace(rec, margin=0.0241))
+    said = [r.getMessage() for r in caplog.records] + lines
+    assert any("score 0.5200 rejected [0.0s] no mutation" in s for s in said), said
+    assert any("score 0.5200 rejected (margin 0.0241) [0.0s]" in s for s in said), said

@@ -58,6 +58,8 @@ class ProgressPrinter:
             q = "diverged" if r.quality is None else f"val {r.quality:.4f}"
             sc = "-" if r.score is None else f"{r.score:.4f}"
             verdict = "accepted" if r.accepted else "rejected"
+            if r.margin:  # accept_z: the quality it gave up before the comparison
+                verdict += f" (margin {r.margin:.4f})"
             muts = "; ".join(r.mutations) or "no mutation"
             tag = f"{r.task} " if self.tag_tasks else ""
             self.count.advance(
