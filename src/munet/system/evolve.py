@@ -364,7 +364,7 @@ def _judge(
         child.metrics[HITS_KEY] = res.hits
     child_score = score(res.quality, params, state.p_ref, settings.scale_factor)
     give = margin(res.hits, parent.metrics.get(HITS_KEY), settings.accept_z) if same_task else 0.0
-    accepted = score(res.quality - give, params, state.p_ref, settings.scale_factor) > baseline
+    accepted = state.lowered_score(child, give, settings) > baseline
     if accepted:
         for c in child.trainable_components():
             c.params = res.params[c.id]

@@ -212,7 +212,7 @@ class SystemState:
             rivals = [held] + [
                 p
                 for p in paths[1:]
-                if self._lowered_score(
+                if self.lowered_score(
                     p, margin(p.metrics.get(HITS_KEY), hits, settings.accept_z), settings
                 )
                 > held_score
@@ -230,8 +230,9 @@ class SystemState:
         self.relink()
         return best
 
-    def _lowered_score(self, path: Path, give: float, settings: Settings) -> float:
-        """The path's score with ``give`` taken off its validation quality."""
+    def lowered_score(self, path: Path, give: float, settings: Settings) -> float:
+        """The path's current score with ``give`` taken off its validation quality
+        (``accept_z``); ``give = 0`` is :meth:`score`."""
         return score(
             path.metrics["quality"] - give,
             accounted_params(path),
