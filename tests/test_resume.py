@@ -250,3 +250,26 @@ def test_paired_acceptance_replays_its_verdicts_exactly(tmp_path):
     (d / "journal.jsonl").write_bytes(b"".join(lines[:-1]))
     assert main(tiny_args(d, TASKS, *z)) == 0
     assert fingerprint(d) == want
+    # crafted damage with valid CRCs: malformed hits in a replayed record or in the snapshot
+    # are a damaged journal (one line), never a traceback or a silent plain comparison
+    import json
+
+    from munet.errors import StoreError
+    from munet.store.journal import encode_line
+
+    good = (d / "journal.jsonl").read_bytes()
+    lines = good.splitlines(keepends=True)
+    for target in (-2, -1):  # the last generation, the last snapshot
+        event = json.loads(lines[target])["event"]
+        if event["type"] == "generation":
+            event["candidates"][0]["val_hits"] = "9:zz"
+        else:
+            next(p for p in event["state"]["paths"] if "val_hits" in p["metrics"])["metrics"][
+                "val_hits"
+            ] = "240:00"
+        damaged = lines[:target] + [encode_line(event)] + lines[len(lines) + target + 1 :]
+        (d / "journal.jsonl").write_bytes(b"".join(damaged))
+        with pytest.raises(StoreError, match="malformed event") as err:
+            SystemStore(d).load_state(load_tensors=False)
+        assert "\n" not in str(err.value)
+    (d / "journal.jsonl").write_bytes(good)

@@ -31,6 +31,7 @@ from munet.system.arch import RootArch
 from munet.system.component import Component
 from munet.system.evolve import CandidateResult
 from munet.system.graph import PathRow, link_paths
+from munet.system.noise import HITS_KEY, unpack
 from munet.system.path import Path
 from munet.system.record import CandidateRecord
 from munet.system.state import SystemState
@@ -91,6 +92,14 @@ def snapshot(state: SystemState, blob_records: Mapping[int, dict[str, Any]]) -> 
     }
 
 
+def checked_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot path's metrics without the journaled counters; its validation hits
+    (``accept_z``) are decoded once so a damaged value is a damaged snapshot (ValueError)."""
+    if metrics.get(HITS_KEY) is not None:
+        unpack(metrics[HITS_KEY])
+    return {k: v for k, v in metrics.items() if k not in ("generation", "offspring")}
+
+
 def restore(snap: Mapping[str, Any], load_params: Any) -> SystemState:
     """Rebuild a SystemState from a snapshot; ``load_params(id, blob_record)`` gives tensors."""
     comps = {
@@ -112,7 +121,7 @@ def restore(snap: Mapping[str, Any], load_params: Any) -> SystemState:
                 p["parent"],
                 p["hparams"],
                 p["components"],
-                {k: v for k, v in p["metrics"].items() if k not in ("generation", "offspring")},
+                checked_metrics(p["metrics"]),
                 int(p["metrics"].get("generation", 0)),
                 int(p["metrics"].get("offspring", 0)),
             )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from munet.system.noise import HITS_KEY
+from munet.system.noise import HITS_KEY, unpack
 
 #: The JSON key that marks a record written by an asynchronous task agent (never replayed).
 ASYNC_KEY = "async"
@@ -89,8 +89,12 @@ class CandidateRecord:
     def from_json(cls, data: Mapping[str, Any]) -> CandidateRecord:
         """A record from its journal dict; keys that older systems lack take their defaults.
 
-        Raises KeyError for a dict without the planned keys (a damaged journal).
+        Raises KeyError for a dict without the planned keys and ValueError for malformed
+        validation hits (a damaged journal).
         """
+        hits = data.get(HITS_KEY)
+        if hits is not None:
+            unpack(hits)  # a malformed value is a damaged journal: ValueError
         return cls(
             task=data["task"],
             iteration=data["iteration"],
@@ -114,7 +118,7 @@ class CandidateRecord:
             baseline=data.get("baseline"),
             score=data["score"],
             accepted=data["accepted"],
-            hits=data.get(HITS_KEY),
+            hits=hits,
             margin=float(data.get("margin", 0.0)),
             agent=bool(data.get(ASYNC_KEY, False)),
         )
