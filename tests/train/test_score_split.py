@@ -81,8 +81,14 @@ def test_hits_are_the_best_snapshots_right_answers_on_the_whole_split():
             c.params = res.params[c.id]
         model = build_model(root.arch, kid.hparams, kid.components, trainable=False)
         with torch.no_grad():
-            pred = model(prepare_eval(d.val_x, int(kid.hparams["ds_image_size"]))).argmax(-1)
-        assert (pred == d.val_y).numpy().tolist() == right.tolist()
+            logits = model(prepare_eval(d.val_x, int(kid.hparams["ds_image_size"])))
+        # compared where the top two logits are apart: a near-tie may flip between the
+        # trainer's batches and this one forward on another CPU
+        top2 = logits.topk(2, dim=-1).values
+        clear = (top2[:, 0] - top2[:, 1] > 1e-4).numpy()
+        assert clear.mean() > 0.95
+        apart = (logits.argmax(-1) == d.val_y).numpy()
+        assert apart[clear].tolist() == right[clear].tolist()
     # without the flag (the default) nothing is collected
     plain = Trainer(root.arch, data, TrainSettings(batch_size=16, validations=2, interval_cap=4))
     assert all(r.hits is None for r in plain.train_generation("digits", kids, ds, seed=3))
