@@ -69,6 +69,7 @@ FROZEN_KEYS = (
     "score_split",
     "race_validations",
     "accept_z",
+    "max_private_params",
 )
 
 #: Keys added after systems were first stored, with the value that reproduces such a system's
@@ -89,6 +90,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "race_validations": 0,
     "task_schedule": "round_robin",
     "accept_z": 0.0,
+    "max_private_params": 0,
 }
 
 
@@ -186,6 +188,12 @@ class Config:
         "it is still higher with its validation quality lowered by z paired standard errors "
         "(sqrt(disagreements) / examples; needs score_split=full); the same for replacing a "
         "task's retained path",
+    )
+    max_private_params: int | str = _key(
+        0,
+        "0: no cap (the spec) | N: a mutated child holding more than N private parameters "
+        "(clones, adapters, low-rank deltas, head) is drawn again | start: N is the task's "
+        "start from the root (search=extended: a LoRA run's private parameters)",
     )
     hparams: dict[str, Any] = _key(
         {}, "default hyperparameters, e.g. {opt_lr: 0.02} (each must be in its candidate list)"
@@ -296,6 +304,12 @@ class Config:
             raise ConfigError(
                 f"accept_z={self.accept_z} compares paths example by example on the whole "
                 "validation split; set score_split=full or accept_z=0"
+            )
+        cap = self.max_private_params
+        if cap != "start" and (isinstance(cap, (str, bool)) or cap < 0):
+            raise ConfigError(
+                f"max_private_params={cap!r} is not a cap; use 0 (none, the spec), a number of "
+                "parameters N > 0, or start (the task's start from the root)"
             )
         if self.head_init not in ("probe", "zeros"):
             raise ConfigError(
@@ -733,6 +747,8 @@ def _coerce(key: str, value: Any) -> Any:
         return float(value)
     if kind == "bool" and not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} must be true or false")
+    if kind == "int | str" and (isinstance(value, bool) or not isinstance(value, (int, str))):
+        raise ConfigError(f"{key}={value!r} must be an integer or a word")
     if kind == "str" and not isinstance(value, str):
         raise ConfigError(f"{key}={value!r} must be a string")
     if kind == "str | None" and value is not None and not isinstance(value, str):

@@ -234,6 +234,7 @@ def evolve_system(
             screen_incumbent=cfg.screen_incumbent,
             transfer_lowrank=cfg.transfer_lowrank and cfg.search == "extended",
             accept_z=cfg.accept_z if method.evolves else 0.0,
+            max_private_params=cfg.max_private_params or None,
         )
         policy, settings, validations = configure_method(
             method,

@@ -96,6 +96,9 @@ class Settings:
     #: score wins with its quality lowered by this many paired standard errors
     #: (``munet.system.noise``); 0 = the spec (any win)
     accept_z: float = 0.0
+    #: beyond the paper: a cap on a mutated child's private parameters (``assemble_child``):
+    #: None (the spec), a number, or ``"start"`` (the task's start from the root)
+    max_private_params: int | str | None = None
 
 
 class SharedIds(Protocol):
