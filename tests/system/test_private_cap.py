@@ -95,9 +95,7 @@ def test_children_over_the_cap_are_drawn_again():
 def test_a_cap_nothing_fits_under_falls_back_to_the_unmutated_child():
     state, s = new_state(1)
     p = start_path(state, s)
-    child, rec = assemble_child(
-        state, p, "a", CLASSES, {}, True, np.random.default_rng(0), OPS, s
-    )
+    child, rec = assemble_child(state, p, "a", CLASSES, {}, True, np.random.default_rng(0), OPS, s)
     assert rec[0] == f"unmutated: {CAP_DRAWS} draws over max_private_params 1"
     # the parent's own trainable components, copied; nothing else changes
     assert child.hparams == {**p.hparams, "num_classes": CLASSES}
@@ -123,7 +121,9 @@ def test_an_evolution_under_the_cap_keeps_every_path_within_it(seed):
     trainer = FakeTrainer(quality=lambda c: 0.3 + 0.01 * numel_private(c) / 1e4)
     evolve(state, {"a": CLASSES, "b": 4}, s, trainer, NullRecorder(), OPS)
     for child in trainer.trained:
-        assert private_params(child) <= private_cap(state, child.task, child.hparams["num_classes"], {}, s)
+        assert private_params(child) <= private_cap(
+            state, child.task, child.hparams["num_classes"], {}, s
+        )
     # the fake rewards size, so without the cap the search grows past it
     free_state, free = new_state(None, prob=0.3, seed=seed)
     free.task_iterations, free.candidates_per_iteration, free.generation_batch_size = 3, 6, 3

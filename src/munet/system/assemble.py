@@ -27,7 +27,6 @@ from munet.system.path import Path
 from munet.system.rng import derive_seed
 from munet.system.state import ParamOps, Settings, SystemState
 
-
 #: Mutated children drawn per candidate before a child over ``max_private_params`` gives way to
 #: the parent's unmutated child.
 CAP_DRAWS = 16
@@ -70,7 +69,9 @@ def assemble_child(
             hp, record, plan = plan_child(state, parent, task, num_classes, ds, True, rng, settings)
             draws += 1
         if planned_private(plan) > cap:
-            hp, record, plan = plan_child(state, parent, task, num_classes, ds, False, rng, settings)
+            hp, record, plan = plan_child(
+                state, parent, task, num_classes, ds, False, rng, settings
+            )
             record = [f"unmutated: {CAP_DRAWS} draws over max_private_params {cap:,}", *record]
         elif draws > 1:
             record = [*record, f"drawn {draws}x: max_private_params {cap:,}"]
@@ -195,7 +196,9 @@ def build_child(
             )
         elif e.clone:
             components.append(
-                state.new_component(e.name, e.shapes, (), f"clone:{found.id}", ops.copy(found.params))
+                state.new_component(
+                    e.name, e.shapes, (), f"clone:{found.id}", ops.copy(found.params)
+                )
             )
         else:
             components.append(found)
