@@ -62,8 +62,8 @@ def assemble_child(
     parameters would exceed the task's cap is drawn again from the same random stream, up to
     :data:`CAP_DRAWS` times, then replaced by the parent's unmutated child."""
     hp, record, plan = plan_child(state, parent, task, num_classes, ds, mutate, rng, settings)
-    cap = private_cap(state, task, num_classes, ds, settings)
-    if mutate and cap is not None:
+    cap = private_cap(state, task, num_classes, ds, settings) if mutate else None
+    if cap is not None:
         draws = 1
         while planned_private(plan) > cap and draws < CAP_DRAWS:
             hp, record, plan = plan_child(state, parent, task, num_classes, ds, True, rng, settings)
